@@ -1,0 +1,20 @@
+"""The installed project: console script, package names, and no clash with transformers."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_console_script_lists_commands():
+    tome = Path(sys.executable).with_name("tome")
+    result = subprocess.run([tome, "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "usage: tome" in result.stdout
+
+
+def test_transformers_does_not_take_our_kernels_for_its_hub_library():
+    # transformers probes `import kernels` and the version of the distribution providing it;
+    # ours must read as unavailable, or transformers would try to load hub kernels through it.
+    from transformers.utils import is_kernels_available
+
+    assert not is_kernels_available()
