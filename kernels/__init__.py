@@ -1,1 +1,40 @@
+"""Compute ops for the Granite 4.0 H runtime, each with a reference and fast paths.
 
+Layout: one module per op family, holding the plain reference (`*_ref`, obviously correct, slow)
+beside the fast PyTorch path for CPU; a Triton kernel for GPU goes in `<module>_triton.py` under
+the same function name and is picked up by `dispatch.py` without further wiring.
+
+| module | ops |
+|---|---|
+| `ssd.py` | `ssd_scan` (chunked SSD, state in/out), `ssd_step` (one decode step) |
+| `conv1d.py` | `causal_conv1d` (prefill, state in/out), `causal_conv1d_step` (decode) |
+| `norm.py` | `rms_norm`, `gated_rms_norm` |
+| `moe.py` | `moe_experts` (only the routed experts run) |
+
+Model code calls the names exported here; `TOME_KERNELS=triton|torch|reference` picks the
+implementation (see `dispatch.py`). Importing this package needs neither Triton nor CUDA.
+"""
+
+from kernels.dispatch import BACKENDS, KernelError, dispatched, selected_backend, use_backend
+
+ssd_scan = dispatched("ssd_scan")
+ssd_step = dispatched("ssd_step")
+causal_conv1d = dispatched("causal_conv1d")
+causal_conv1d_step = dispatched("causal_conv1d_step")
+rms_norm = dispatched("rms_norm")
+gated_rms_norm = dispatched("gated_rms_norm")
+moe_experts = dispatched("moe_experts")
+
+__all__ = [
+    "BACKENDS",
+    "KernelError",
+    "causal_conv1d",
+    "causal_conv1d_step",
+    "gated_rms_norm",
+    "moe_experts",
+    "rms_norm",
+    "selected_backend",
+    "ssd_scan",
+    "ssd_step",
+    "use_backend",
+]

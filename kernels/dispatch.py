@@ -1,0 +1,101 @@
+"""The one place that decides which implementation of an op runs.
+
+`TOME_KERNELS` (read here and nowhere else) selects the backend:
+
+- `triton` (the default): the Triton kernel when the op has one (`kernels/<module>_triton.py`)
+  and the tensors are on a GPU; otherwise the fast PyTorch path.
+- `torch`: always the fast PyTorch path.
+- `reference`: the plain, obviously correct `*_ref` functions (slow; for checking).
+
+Triton modules are imported lazily, on the first call with a CUDA tensor, so importing `kernels`
+never needs Triton or CUDA.
+"""
+
+import contextlib
+import functools
+import importlib
+import os
+from collections.abc import Callable, Iterator
+
+BACKENDS = ("triton", "torch", "reference")
+DEFAULT_BACKEND = "triton"
+
+# Op name -> the module (under kernels/) holding `<op>_ref` and the fast torch `<op>`; a Triton
+# kernel for the op goes in `<module>_triton.py` under the same function name.
+OPS = {
+    "ssd_scan": "ssd",
+    "ssd_step": "ssd",
+    "causal_conv1d": "conv1d",
+    "causal_conv1d_step": "conv1d",
+    "rms_norm": "norm",
+    "gated_rms_norm": "norm",
+    "moe_experts": "moe",
+}
+
+
+class KernelError(ValueError):
+    """A kernel was asked for something it cannot do (bad backend name, bad shapes)."""
+
+
+_forced: list[str] = []
+
+
+@functools.cache
+def _environment_backend() -> str:
+    name = os.environ.get("TOME_KERNELS", DEFAULT_BACKEND).strip().lower() or DEFAULT_BACKEND
+    if name not in BACKENDS:
+        raise KernelError(f"TOME_KERNELS={name!r} is not one of {', '.join(BACKENDS)}")
+    return name
+
+
+def selected_backend() -> str:
+    """The backend in force: a `use_backend` block if one is active, else `TOME_KERNELS`."""
+    return _forced[-1] if _forced else _environment_backend()
+
+
+@contextlib.contextmanager
+def use_backend(name: str) -> Iterator[None]:
+    """Run a block with another backend (tests and benchmarks compare backends this way)."""
+    if name not in BACKENDS:
+        raise KernelError(f"kernel backend {name!r} is not one of {', '.join(BACKENDS)}")
+    _forced.append(name)
+    try:
+        yield
+    finally:
+        _forced.pop()
+
+
+@functools.cache
+def _triton_implementation(op: str) -> Callable | None:
+    try:
+        module = importlib.import_module(f"kernels.{OPS[op]}_triton")
+    except ImportError:  # no Triton kernel for this op yet, or Triton itself is not installed
+        return None
+    return getattr(module, op, None)
+
+
+@functools.cache
+def implementation(op: str, backend: str, device_type: str) -> Callable:
+    """The function that runs `op` for tensors on `device_type` under `backend`."""
+    module = importlib.import_module(f"kernels.{OPS[op]}")
+    if backend == "reference":
+        return getattr(module, f"{op}_ref")
+    if backend == "triton" and device_type == "cuda":
+        fast = _triton_implementation(op)
+        if fast is not None:
+            return fast
+    return getattr(module, op)
+
+
+def dispatched(op: str) -> Callable:
+    """The public entry point for `op`: same signature and docstring as its fast torch path.
+
+    The device is read from the first argument, which every op takes as a tensor.
+    """
+    fast = getattr(importlib.import_module(f"kernels.{OPS[op]}"), op)
+
+    @functools.wraps(fast)
+    def call(*args, **kwargs):
+        return implementation(op, selected_backend(), args[0].device.type)(*args, **kwargs)
+
+    return call

@@ -1,0 +1,61 @@
+"""RMSNorm and the gated, grouped RMSNorm of the Mamba-2 mixer.
+
+Both normalise in fp32. `rms_norm` casts back to the input dtype before multiplying by the
+weight (as transformers does); `gated_rms_norm` gates with silu(z) BEFORE normalising
+(norm_before_gate=False) over groups of d/g channels, and returns the weight's dtype (it feeds
+out_proj). A Triton kernel goes in `norm_triton.py`.
+"""
+
+import torch
+import torch.nn.functional as F
+
+from kernels.dispatch import KernelError
+
+
+def rms_norm_ref(x, weight, eps):
+    """Same contract as `rms_norm`, written out."""
+    x32 = x.float()
+    normed = x32 * torch.rsqrt(x32.pow(2).mean(dim=-1, keepdim=True) + eps)
+    return weight * normed.to(x.dtype)
+
+
+def rms_norm(x, weight, eps):
+    """weight * (x / rms(x)), with the rms in fp32.
+
+    Args:
+        x: [..., d].  weight: [d].  eps: added to the mean square.
+
+    Returns:
+        [..., d] in the promoted dtype of x and weight (the model dtype).
+    """
+    return weight * F.rms_norm(x.float(), (x.shape[-1],), eps=eps).to(x.dtype)
+
+
+def _groups(x: torch.Tensor, n_groups: int) -> torch.Tensor:
+    d = x.shape[-1]
+    if d % n_groups:
+        raise KernelError(f"gated_rms_norm: {d} channels do not split into {n_groups} groups")
+    return x.reshape(*x.shape[:-1], n_groups, d // n_groups)
+
+
+def gated_rms_norm_ref(x, gate, weight, n_groups, eps):
+    """Same contract as `gated_rms_norm`, written out."""
+    gated = _groups(x.float() * F.silu(gate.float()), n_groups)
+    normed = gated * torch.rsqrt(gated.pow(2).mean(dim=-1, keepdim=True) + eps)
+    return (weight.float() * normed.reshape(x.shape)).to(weight.dtype)
+
+
+def gated_rms_norm(x, gate, weight, n_groups, eps):
+    """weight * groupnorm_rms(x * silu(gate)), computed in fp32.
+
+    Args:
+        x: [..., d] the SSM output.  gate: [..., d] (z).  weight: [d].
+        n_groups: the rms is taken over each of n_groups blocks of d / n_groups channels.
+        eps: added to each group's mean square.
+
+    Returns:
+        [..., d] in weight's dtype.
+    """
+    gated = _groups(x.float() * F.silu(gate.float()), n_groups)
+    normed = F.rms_norm(gated, (gated.shape[-1],), eps=eps).reshape(x.shape)
+    return (normed * weight.float()).to(weight.dtype)
