@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from kernels.conv1d import causal_conv1d, causal_conv1d_ref, causal_conv1d_step, causal_conv1d_step_ref
-from tests.kernels.conftest import close
+from tests.kernels.helpers import close
 
 # fp32: identical products summed in a different order. bf16: both compute in bf16, where one
 # rounding step of the output is 2^-8 relative.

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from kernels.moe import moe_experts, moe_experts_ref
-from tests.kernels.conftest import close
+from tests.kernels.helpers import close
 
 # fp32: the same products in another summation order. bf16: index_add accumulates in bf16.
 REL = {torch.float32: 1e-5, torch.bfloat16: 2e-2}

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from kernels.norm import gated_rms_norm, gated_rms_norm_ref, rms_norm, rms_norm_ref
-from tests.kernels.conftest import close
+from tests.kernels.helpers import close
 
 # Both normalise in fp32; bf16 outputs may differ by one rounding of the result (2^-8).
 REL = {torch.float32: 1e-6, torch.bfloat16: 8e-3}

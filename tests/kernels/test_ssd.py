@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from kernels.ssd import ssd_scan, ssd_scan_ref, ssd_step, ssd_step_ref
-from tests.kernels.conftest import close, ssd_inputs
+from tests.kernels.helpers import close, ssd_inputs
 
 # Both paths accumulate in fp32 from the same (possibly bf16-rounded) inputs; the difference is
 # only the order of fp32 sums and exp(a - b) vs exp(a)/exp(b), far below 1e-5 of the largest value.

@@ -1,6 +1,5 @@
 """Random inputs for the kernel tests, with the value ranges the real models produce."""
 
-import pytest
 import torch
 
 
@@ -21,8 +20,3 @@ def close(actual: torch.Tensor, expected: torch.Tensor, rel: float) -> None:
     error = (actual.float() - expected.float()).abs().max().item()
     scale = expected.float().abs().max().item()
     assert error <= rel * scale, f"max error {error:.3g} exceeds {rel:g} x max|expected| {scale:.3g}"
-
-
-@pytest.fixture
-def seeded():
-    torch.manual_seed(0)
