@@ -1,1 +1,24 @@
+"""Tome's built-in runtime for IBM Granite 4.0 H models (Hugging Face `granitemoehybrid`).
 
+    from inference import HybridModel, Tokenizer, Generator
+    model = HybridModel.from_pretrained(path, dtype=torch.bfloat16, device="cpu")
+    logits = model(input_ids)                         # [batch, seq, vocab] float logits
+    cache = model.new_cache(batch_size=1)
+    logits = model(input_ids[:, :n], cache=cache)     # continues from and updates the cache
+"""
+
+from inference.cache import HybridCache
+from inference.config import HybridConfig
+from inference.errors import CacheMismatchError, CheckpointError, ConfigError, InferenceError, PromptTooLongError
+from inference.model import HybridModel
+
+__all__ = [
+    "CacheMismatchError",
+    "CheckpointError",
+    "ConfigError",
+    "HybridCache",
+    "HybridConfig",
+    "HybridModel",
+    "InferenceError",
+    "PromptTooLongError",
+]

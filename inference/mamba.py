@@ -1,0 +1,78 @@
+"""The Mamba-2 mixer (checkpoint attribute `mamba`):
+
+    z | xBC | dt = in_proj(h)
+    x | B | C   = silu(causal_conv1d(xBC))               (conv carries state across calls)
+    y           = SSD(x, softplus(dt + dt_bias), A = -exp(A_log), B, C) + D * x
+    out         = out_proj(gated_rms_norm(y, z))         (gate before the norm, grouped by G)
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import kernels
+from inference.cache import MambaState
+from inference.config import HybridConfig
+from inference.layers import Weight
+
+
+class Mamba2Mixer(nn.Module):
+    def __init__(self, config: HybridConfig):
+        super().__init__()
+        h, bias = config.hidden_size, config.mamba_proj_bias
+        self.n_heads, self.d_head = config.mamba_n_heads, config.mamba_d_head
+        self.n_groups, self.d_state = config.mamba_n_groups, config.mamba_d_state
+        self.d_inner, self.conv_dim = config.mamba_d_inner, config.mamba_conv_dim
+        self.chunk_size, self.eps = config.mamba_chunk_size, config.rms_norm_eps
+        self.time_step_limit = config.time_step_limit
+        self.in_proj = nn.Linear(h, self.d_inner + self.conv_dim + self.n_heads, bias=bias)
+        self.conv1d = nn.Conv1d(self.conv_dim, self.conv_dim, config.mamba_d_conv, groups=self.conv_dim,
+                                bias=config.mamba_conv_bias)
+        self.dt_bias = nn.Parameter(torch.empty(self.n_heads))
+        self.A_log = nn.Parameter(torch.empty(self.n_heads))
+        self.D = nn.Parameter(torch.empty(self.n_heads))
+        self.norm = Weight(self.d_inner)  # the gated RMSNorm's weight
+        self.out_proj = nn.Linear(self.d_inner, h, bias=bias)
+
+    def forward(self, h: torch.Tensor, state: MambaState | None, pad: torch.Tensor | None) -> torch.Tensor:
+        """h [b, t, H] -> [b, t, H]; `state` (if any) is continued and updated; `pad` [b, t] zeroes padding."""
+        if pad is not None:
+            h = h * pad[..., None]  # padding must leave the conv and SSM states at zero
+        z, xBC, dt = self.in_proj(h).split([self.d_inner, self.conv_dim, self.n_heads], dim=-1)
+        dt = F.softplus(dt.float() + self.dt_bias.float()).clamp(*self.time_step_limit)
+        if state is not None and h.shape[1] == 1:
+            y = self._step(xBC[:, 0], dt[:, 0], state)[:, None]
+        else:
+            y = self._scan(xBC, dt, state, pad)
+        y = kernels.gated_rms_norm(y.flatten(2), z, self.norm.weight, self.n_groups, self.eps)
+        return self.out_proj(y)
+
+    def _scan(self, xBC: torch.Tensor, dt: torch.Tensor, state: MambaState | None,
+              pad: torch.Tensor | None) -> torch.Tensor:
+        b, t, _ = xBC.shape
+        xBC, conv_state = kernels.causal_conv1d(xBC.transpose(1, 2), self.conv1d.weight[:, 0], self.conv1d.bias,
+                                                None if state is None else state.conv)
+        xBC = xBC.transpose(1, 2)  # [b, t, conv_dim]
+        if pad is not None:
+            xBC = xBC * pad[..., None]
+        x, B, C = xBC.split([self.d_inner, self.n_groups * self.d_state, self.n_groups * self.d_state], dim=-1)
+        y, ssm_state = kernels.ssd_scan(
+            x.view(b, t, self.n_heads, self.d_head), dt, self.A, B.view(b, t, self.n_groups, self.d_state),
+            C.view(b, t, self.n_groups, self.d_state), self.D, self.chunk_size, None if state is None else state.ssm,
+        )
+        if state is not None:
+            state.conv, state.ssm = conv_state, ssm_state
+        return y  # [b, t, n_heads, d_head] fp32
+
+    def _step(self, xBC: torch.Tensor, dt: torch.Tensor, state: MambaState) -> torch.Tensor:
+        b = xBC.shape[0]
+        xBC = kernels.causal_conv1d_step(xBC, self.conv1d.weight[:, 0], self.conv1d.bias, state.conv)
+        x, B, C = xBC.split([self.d_inner, self.n_groups * self.d_state, self.n_groups * self.d_state], dim=-1)
+        return kernels.ssd_step(
+            state.ssm, x.view(b, self.n_heads, self.d_head), dt, self.A,
+            B.view(b, self.n_groups, self.d_state), C.view(b, self.n_groups, self.d_state), self.D,
+        )  # [b, n_heads, d_head] fp32
+
+    @property
+    def A(self) -> torch.Tensor:
+        return -torch.exp(self.A_log.float())

@@ -1,0 +1,191 @@
+"""The Granite 4.0 hybrid model (GraniteMoeHybridForCausalLM), reading like the equations:
+
+    x = embed_tokens[ids] * embedding_multiplier
+    per layer:  x = x + mixer(norm(x)) * residual_multiplier        (mixer: Mamba-2 or attention)
+                x = x + (shared_mlp + MoE)(norm(x)) * residual_multiplier
+    logits = lm_head(norm(x)) / logits_scaling
+"""
+
+import dataclasses
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from inference import checkpoint
+from inference.cache import HybridCache, LayerState
+from inference.config import MAMBA, HybridConfig
+from inference.errors import CheckpointError, InferenceError
+from inference.layers import MoE, Attention, AttentionInputs, RMSNorm, SharedMLP, attention_inputs
+from inference.mamba import Mamba2Mixer
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, config: HybridConfig, kind: str):
+        super().__init__()
+        self.residual_multiplier = config.residual_multiplier
+        self.input_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        if kind == MAMBA:
+            self.mamba = Mamba2Mixer(config)
+        else:
+            self.self_attn = Attention(config)
+        self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.shared_mlp = SharedMLP(config.hidden_size, config.shared_intermediate_size)
+        self.block_sparse_moe = MoE(config) if config.has_experts else None
+
+    def forward(self, x: torch.Tensor, state: LayerState | None, pad: torch.Tensor | None,
+                attention: AttentionInputs) -> torch.Tensor:
+        h = self.input_layernorm(x)
+        h = self.mamba(h, state, pad) if hasattr(self, "mamba") else self.self_attn(h, state, attention)
+        x = x + h * self.residual_multiplier
+        h = self.post_attention_layernorm(x)
+        ffn = self.shared_mlp(h)
+        if self.block_sparse_moe is not None:
+            ffn = self.block_sparse_moe(h) + ffn
+        return x + ffn * self.residual_multiplier
+
+
+class Backbone(nn.Module):
+    """Embedding, decoder layers and final norm (checkpoint prefix `model.`)."""
+
+    def __init__(self, config: HybridConfig):
+        super().__init__()
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.layers = nn.ModuleList(DecoderLayer(config, kind) for kind in config.layer_types)
+        self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+
+
+class HybridModel(nn.Module):
+    """`model(input_ids, cache=None, last_only=False, attention_mask=None)` -> float32 logits.
+
+    input_ids [b, t] int. Without a cache the call sees only these tokens; with one it continues
+    from and updates it. attention_mask [b, t] (1 = token, 0 = left padding) covers the new
+    tokens only; the cache remembers earlier padding. Returns [b, t, vocab], or [b, vocab] for
+    the last position with last_only=True (the LM head then runs on that position only).
+    """
+
+    def __init__(self, config: HybridConfig, fingerprint: str = "unloaded"):
+        super().__init__()
+        self.config, self.fingerprint = config, fingerprint
+        self.model = Backbone(config)
+        self.lm_head = None if config.tie_word_embeddings else nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.model.embed_tokens.weight.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.embed_tokens.weight.device
+
+    def new_cache(self, batch_size: int = 1) -> HybridCache:
+        return HybridCache.empty(self.config, batch_size, self.dtype, self.device, self.fingerprint)
+
+    def load_cache(self, path: str | Path) -> HybridCache:
+        """A cache saved by `HybridCache.save`, checked to belong to this model and dtype."""
+        return HybridCache.load(path, self.config, self.fingerprint, self.dtype, self.device)
+
+    @torch.inference_mode()
+    def forward(self, input_ids: torch.Tensor, cache: HybridCache | None = None, last_only: bool = False,
+                attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        self._check_inputs(input_ids, cache, attention_mask)
+        past = cache.length if cache is not None else 0
+        pad = _padding(attention_mask)
+        valid = _valid_positions(cache, pad, input_ids.shape)
+        positions = _positions(cache, pad, input_ids.shape, past, input_ids.device)
+        attention = attention_inputs(self.config, valid, past, input_ids.shape[1], positions, self.dtype)
+        x = self.model.embed_tokens(input_ids) * self.config.embedding_multiplier
+        states = cache.layers if cache is not None else [None] * len(self.model.layers)
+        mamba_pad = pad if input_ids.shape[1] > 1 else None  # a decoded token is never padding
+        for layer, state in zip(self.model.layers, states):
+            x = layer(x, state, mamba_pad, attention)
+        if cache is not None:
+            cache.record(input_ids, pad)
+        if last_only:
+            x = x[:, -1]
+        x = self.model.norm(x)
+        head = self.model.embed_tokens.weight if self.lm_head is None else self.lm_head.weight
+        return torch.nn.functional.linear(x, head).float() / self.config.logits_scaling
+
+    def _check_inputs(self, ids: torch.Tensor, cache: HybridCache | None, mask: torch.Tensor | None) -> None:
+        if not isinstance(ids, torch.Tensor) or ids.dim() != 2 or ids.dtype.is_floating_point or ids.numel() == 0:
+            raise InferenceError(f"input_ids must be a non-empty integer tensor [batch, tokens], got {_describe(ids)}")
+        low, high = int(ids.min()), int(ids.max())
+        if low < 0 or high >= self.config.vocab_size:
+            bad = low if low < 0 else high
+            raise InferenceError(f"token id {bad} is out of range for vocab_size {self.config.vocab_size}")
+        if cache is not None and cache.batch_size != ids.shape[0]:
+            raise InferenceError(f"cache holds batch size {cache.batch_size}, input_ids has {ids.shape[0]}")
+        if cache is not None and cache.model_id != self.fingerprint:
+            raise InferenceError("cache was made by another model")
+        if mask is not None and tuple(mask.shape) != tuple(ids.shape):
+            raise InferenceError(f"attention_mask {list(mask.shape)} does not match input_ids {list(ids.shape)}")
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, dtype: torch.dtype | None = None, device: str | torch.device = "cpu",
+                        context_budget: int | None = None) -> "HybridModel":
+        """Load a Hugging Face Granite 4.0 H folder (config.json + safetensors).
+
+        dtype: None keeps the checkpoint's stored dtype. context_budget: overrides the default
+        (max_position_embeddings) used by prompt-length checks.
+        """
+        folder = Path(path)
+        if not folder.is_dir():
+            raise CheckpointError(f"{folder}: not a model folder")
+        config = HybridConfig.from_pretrained(folder, context_budget)
+        tensors = checkpoint.Tensors(checkpoint.weight_files(folder))
+        with torch.device("meta"):
+            model = cls(config)
+        needed = {name: tuple(p.shape) for name, p in model.named_parameters()}
+        allowed = dict(needed)
+        if config.tie_word_embeddings and "lm_head.weight" in tensors:
+            allowed["lm_head.weight"] = needed["model.embed_tokens.weight"]  # tied: may be stored, is unused
+        checkpoint.check_names_and_shapes(folder, tensors, allowed)
+        dtype = dtype or tensors["model.embed_tokens.weight"].dtype
+        # assign=True keeps each tensor as loaded: a memory-mapped view when no cast was needed.
+        model.load_state_dict({name: tensors[name].to(device=device, dtype=dtype) for name in needed},
+                              assign=True, strict=True)
+        model.fingerprint = checkpoint.fingerprint(_identity(config), tensors)
+        return model.eval().requires_grad_(False)
+
+
+def _identity(config: HybridConfig) -> bytes:
+    fields = dataclasses.asdict(config)
+    fields.pop("context_budget")  # a policy, not part of what the model computes
+    return json.dumps(fields, sort_keys=True, default=str).encode()
+
+
+def _describe(value) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"{value.dtype} {list(value.shape)}"
+    return type(value).__name__
+
+
+def _padding(mask: torch.Tensor | None) -> torch.Tensor | None:
+    """The mask as 0/1 floats when it marks any padding, else None (no masking work at all)."""
+    if mask is None or bool(mask.all()):
+        return None
+    return mask.float()
+
+
+def _valid_positions(cache: HybridCache | None, pad: torch.Tensor | None, shape) -> torch.Tensor | None:
+    """[b, past + t] True at real tokens, or None when no position so far is padding."""
+    past = None if cache is None else cache.attention_mask
+    if past is None and pad is None:
+        return None
+    new = torch.ones(shape, dtype=torch.bool, device=cache.token_ids.device) if pad is None else pad.bool()
+    if cache is None:
+        return new
+    if past is None:
+        past = torch.ones(shape[0], cache.length, dtype=torch.bool, device=new.device)
+    return torch.cat([past, new], dim=1)
+
+
+def _positions(cache: HybridCache | None, pad: torch.Tensor | None, shape, past: int, device) -> torch.Tensor:
+    """[b, t] position of each token among its row's real tokens (RoPE only; NoPE ignores it)."""
+    if pad is None and (cache is None or cache.attention_mask is None):
+        return torch.arange(past, past + shape[1], device=device).expand(shape)
+    seen = 0 if cache is None or cache.attention_mask is None else cache.attention_mask.sum(dim=1, keepdim=True)
+    real = torch.ones(shape, device=device) if pad is None else pad
+    return (seen + real.cumsum(dim=1) - 1).clamp(min=0).long()

@@ -1,0 +1,21 @@
+"""Session-wide tiny checkpoints (written once, shared by the inference tests)."""
+
+import logging
+
+import pytest
+
+from tests.inference.tiny import MATRIX, write
+
+logging.getLogger("transformers").setLevel(logging.ERROR)  # its "falling back to torch" notices
+
+
+@pytest.fixture(scope="session")
+def tiny_folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny")
+    return {tiny.name: write(tiny, root / tiny.name, seed=i) for i, tiny in enumerate(MATRIX)}
+
+
+@pytest.fixture(scope="session")
+def tiny_folder(tiny_folders):
+    """The MoE hybrid checkpoint most single-model tests use."""
+    return tiny_folders["moe-attn-middle-g2-untied-rope"]
