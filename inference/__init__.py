@@ -5,12 +5,17 @@
     logits = model(input_ids)                         # [batch, seq, vocab] float logits
     cache = model.new_cache(batch_size=1)
     logits = model(input_ids[:, :n], cache=cache)     # continues from and updates the cache
+    tok = Tokenizer.from_pretrained(path)
+    gen = Generator(model, tok)
+    for text in gen.stream(messages, max_new_tokens=256, temperature=0.0): ...
 """
 
 from inference.cache import HybridCache
 from inference.config import HybridConfig
 from inference.errors import CacheMismatchError, CheckpointError, ConfigError, InferenceError, PromptTooLongError
+from inference.generate import GenerationResult, GenerationStream, Generator
 from inference.model import HybridModel
+from inference.tokenizer import Tokenizer
 
 __all__ = [
     "CacheMismatchError",
@@ -18,7 +23,11 @@ __all__ = [
     "ConfigError",
     "HybridCache",
     "HybridConfig",
+    "GenerationResult",
+    "GenerationStream",
+    "Generator",
     "HybridModel",
     "InferenceError",
     "PromptTooLongError",
+    "Tokenizer",
 ]

@@ -1,9 +1,11 @@
 """Session-wide tiny checkpoints (written once, shared by the inference tests)."""
 
 import logging
+import shutil
 
 import pytest
 
+from tests.inference import granite_style
 from tests.inference.tiny import MATRIX, write
 
 logging.getLogger("transformers").setLevel(logging.ERROR)  # its "falling back to torch" notices
@@ -19,3 +21,12 @@ def tiny_folders(tmp_path_factory):
 def tiny_folder(tiny_folders):
     """The MoE hybrid checkpoint most single-model tests use."""
     return tiny_folders["moe-attn-middle-g2-untied-rope"]
+
+
+@pytest.fixture(scope="session")
+def model_folder(tiny_folder, tmp_path_factory):
+    """A complete model folder: the tiny MoE hybrid checkpoint plus a Granite-style tokenizer."""
+    folder = tmp_path_factory.mktemp("model") / "granite-tiny"
+    shutil.copytree(tiny_folder, folder)
+    granite_style.build(folder)
+    return folder

@@ -76,14 +76,18 @@ CORPUS = [
 ] * 20
 
 
-def build(folder: Path, template_in_config: bool = True) -> Path:
-    """Write tokenizer.json, tokenizer_config.json (and chat_template.jinja if asked) to folder."""
+def build(folder: Path, template_in_config: bool = True, vocab_size: int = 320) -> Path:
+    """Write tokenizer.json, tokenizer_config.json (and chat_template.jinja if asked) to folder.
+
+    320 tokens (bytes, specials and a few dozen merges) fit the tiny checkpoints' vocabulary, so
+    the two make a complete model folder; multi-byte characters then span several tokens.
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=SPECIAL,
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tokenizer.train_from_iterator(CORPUS, trainer)
     folder.mkdir(parents=True, exist_ok=True)

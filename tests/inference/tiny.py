@@ -40,7 +40,7 @@ class Tiny:
             position_embedding_type="rope" if self.rope else "nope",
             rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
             tie_word_embeddings=self.tied, max_position_embeddings=4096, initializer_range=0.1,
-            pad_token_id=0, bos_token_id=1, eos_token_id=2,
+            pad_token_id=0, bos_token_id=1, eos_token_id=1,  # <|pad|>, <|end_of_text|> of granite_style
         )
 
 
