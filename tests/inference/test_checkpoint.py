@@ -119,19 +119,3 @@ def test_bad_token_ids_are_named(tiny_folder):
         model(torch.tensor([[-1, 5]]))
     with pytest.raises(InferenceError, match="input_ids must be a non-empty integer tensor"):
         model(torch.tensor([[0.5]]))
-
-
-def test_bf16_stays_close_to_fp32(tiny_folders):
-    # bf16 keeps 8 bits of mantissa: each matmul rounds to ~2^-9 relative, and ~10 of them in
-    # sequence (3 layers, each mixer + MLP, with residuals) compound to about 1e-2 of the largest
-    # logit; transformers' own bf16 run shows the same size of difference (see the reference §7).
-    for name in ("moe-attn-middle-g2-untied-rope", "dense-attn-first"):
-        ids = torch.randint(3, 320, (2, 37), generator=torch.Generator().manual_seed(6))
-        fp32 = HybridModel.from_pretrained(tiny_folders[name], dtype=torch.float32)(ids)
-        bf16_model = HybridModel.from_pretrained(tiny_folders[name], dtype=torch.bfloat16)
-        close(bf16_model(ids), fp32, rel=3e-2)
-        cache = bf16_model.new_cache(batch_size=2)
-        pieces = torch.cat([bf16_model(ids[:, :30], cache=cache)] + [bf16_model(ids[:, i:i + 1], cache=cache)
-                                                                      for i in range(30, 37)], dim=1)
-        close(pieces, fp32, rel=3e-2)
-        assert (pieces.argmax(-1) == fp32.argmax(-1)).float().mean() > 0.9
