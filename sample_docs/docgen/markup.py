@@ -9,7 +9,7 @@ lines. A block's first line says what it is:
     # ARTICLE XII | TERMINATION an article/chapter heading (`#!` starts a new page)
     ## 12.3 | Effect of ...     a section heading; with text lines after it in the same block the
                                 heading is run in ("12.3 Effect of Termination. Upon ...")
-    ### 4.2.1 | Clearances      a subsection heading (always on its own line)
+    ### 4.2.1 | Clearances      a subsection heading (on its own line even when text follows it)
     > (a) text                  an indented paragraph (one level per `>`)
     [center] text               a centred paragraph ([right] likewise)
     [WARNING] text              a boxed notice (also CAUTION, NOTE, IMPORTANT)
@@ -36,7 +36,7 @@ class Heading:
     level: int  # 1 article/chapter, 2 section, 3 subsection
     number: str  # "ARTICLE XII", "12.3", "4.2.1" or "" for unnumbered headings
     title: str
-    text: str = ""  # run-in paragraph text following a level-2 heading
+    text: str = ""  # the paragraph under the heading (run in after a level-2 heading)
     new_page: bool = False
 
 
@@ -182,10 +182,7 @@ def _heading(lines: list[str]) -> Heading:
     if not bar:
         number, title = "", number
     level = len(marks.group(1))
-    text = _join(lines[1:])
-    if text and level != 2:
-        raise ValueError("only a level-2 heading can take run-in text")
-    return Heading(level, number.strip(), title.strip(), text, bool(marks.group(2)))
+    return Heading(level, number.strip(), title.strip(), _join(lines[1:]), bool(marks.group(2)))
 
 
 def _table(lines: list[str]) -> Table:
@@ -193,7 +190,9 @@ def _table(lines: list[str]) -> Table:
     if not spec:
         raise ValueError(f"bad table spec {lines[0]!r}")
     widths = tuple(float(w) for w in spec.group(2).split(","))
-    rows = tuple(tuple(cell.strip() for cell in line.split(" | ")) for line in lines[1:])
+    # A cell may be empty (a form to fill in): the line then ends with " |".
+    rows = tuple(tuple(cell.strip() for cell in re.split(r" \|(?: |$)", line))
+                 for line in lines[1:])
     for row in rows:
         if len(row) != len(widths):
             raise ValueError(f"row has {len(row)} cells, table has {len(widths)}: {row[0]!r}")

@@ -82,7 +82,8 @@ class _Document(FPDF):
         self.body_total = body_total
         self.known_toc = toc
         self.toc_entries: list[TocEntry] = []
-        self.phase = "front"  # "cover", "front" or "body"
+        self.phase = "front"  # "cover", "front" or "body": what the next new page will be
+        self.page_phase: dict[int, str] = {}
         self.body_start = 0
         self.core_fonts_encoding = "windows-1252"  # curly quotes, dashes and section signs
         self.set_margins(25.4, 25.4, 25.4)
@@ -110,6 +111,7 @@ class _Document(FPDF):
     # -- running header and footer -------------------------------------------------------------
 
     def header(self) -> None:
+        self.page_phase[self.page] = self.phase
         if self.phase == "cover":
             return
         self.set_font(self.style.font, "I", 8.5)
@@ -123,11 +125,12 @@ class _Document(FPDF):
         self._body_font()
 
     def footer(self) -> None:
-        if self.phase == "cover":
+        phase = self.page_phase[self.page]
+        if phase == "cover":
             return
         self.set_font(self.style.font, "", 8.5)
         self.set_y(-17)
-        if self.phase == "front":
+        if phase == "front":
             self.cell(0, 4, _roman(self.page), align="C")
             return
         self.cell(0, 4, self.style.footer_left, align="L")
@@ -191,6 +194,8 @@ class _Document(FPDF):
             label = f"{block.number}  {block.title}" if block.number else block.title
             self.toc_entries.append(TocEntry(block.level, label, self.body_pages))
         {1: self._article, 2: self._section, 3: self._subsection}[block.level](block)
+        if block.text and block.level != 2:
+            self._para(Para(block.text))
 
     def _article(self, block: Heading) -> None:
         self.ln(4 if self.y > self.t_margin + 1 else 0)

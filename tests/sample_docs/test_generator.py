@@ -23,7 +23,8 @@ def test_markup_blocks():
 @pytest.mark.parametrize("text, message", [
     ("[table 30,70]\nonly one cell\n", "row has 1 cells"),
     ("[frobnicate] x\n", "unknown directive"),
-    ("# 1 | Title\nrun-in text\n", "only a level-2 heading"),
+    ("[table 30;70]\na | b\n", "bad table spec"),
+    ("#### 1.2.3.4 | Too deep\n", "bad heading"),
 ])
 def test_markup_errors_name_the_line(text, message):
     with pytest.raises(MarkupError, match=f"doc.tmk:1: .*{message}"):
