@@ -6,10 +6,12 @@
     for text in stream: ...                                  # never half a UTF-8 character
     stream.result                                            # GenerationResult, after exhaustion
 
-A batch of prompts (`generate_batch`) is one left-padded, masked forward per step. `state` is a
-cache that already holds a prefix of the prompt (e.g. system prompt + document, made by
-`prefill`): only the rest of the prompt is processed, after checking that the prompt really starts
-with the cached tokens. The state itself is never modified.
+Prompts are encoded with control tokens in user content kept as plain text (see
+`Tokenizer.render_chat(sanitize=True)`). A batch of prompts (`generate_batch`) is one left-padded,
+masked forward per step. `state` is a cache that already holds a prefix of the prompt (e.g. the
+system turn with a document, made by `prefill` from `render_chat(..., sanitize=True)` text): only
+the rest of the prompt is processed, after checking that the prompt really starts with the cached
+tokens. The state itself is never modified.
 """
 
 import dataclasses

@@ -6,7 +6,9 @@ from tokenizer_config.json's `chat_template` (a string, or named templates of wh
 is used, and `tool_use` when tools are given).
 """
 
+import functools
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,9 @@ from inference import chat_template
 from inference.errors import InferenceError
 
 SPECIAL_TOKEN_NAMES = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
+# Private-use characters (transformers' choice too) wrapped around control tokens found in user
+# text when rendering with sanitize=True; `encode` turns a wrapped token into plain text.
+MARK_START, MARK_END = "\U000f0000", "\U000f0001"
 
 
 class Tokenizer:
@@ -23,6 +28,8 @@ class Tokenizer:
                  chat_templates: dict[str, str], source: str = "<memory>"):
         self.backend, self.special_tokens, self.chat_templates, self.source = backend, special_tokens, chat_templates, source
         self.vocab_size = backend.get_vocab_size(with_added_tokens=True)
+        self._plain = tokenizers.Tokenizer.from_str(backend.to_str())  # special tokens encoded as ordinary text
+        self._plain.encode_special_tokens = True
 
     @classmethod
     def from_pretrained(cls, path: str | Path) -> "Tokenizer":
@@ -59,8 +66,27 @@ class Tokenizer:
     # --- text <-> ids ---------------------------------------------------------------------------
 
     def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
-        """Ids for `text`; special-token strings in it become their ids, as in transformers."""
-        return self.backend.encode(text, add_special_tokens=add_special_tokens).ids
+        """Ids for `text`; special-token strings in it become their ids, as in transformers.
+
+        Control tokens that `render_chat(..., sanitize=True)` marked as user text are encoded as
+        the plain characters they are made of.
+        """
+        if MARK_START not in text and MARK_END not in text:
+            return self.backend.encode(text, add_special_tokens=add_special_tokens).ids
+        pieces = self._markers.split(text)  # [text, marked token or None, text, ...]
+        ids = self.backend.encode(pieces[0], add_special_tokens=add_special_tokens).ids
+        newline = self.backend.encode("\n", add_special_tokens=False).ids
+        for i, piece in enumerate(pieces[1:], start=1):
+            if piece:
+                ids += self._encode_piece(piece, plain=i % 2 == 1, newline=newline)
+        return ids
+
+    def _encode_piece(self, piece: str, plain: bool, newline: list[int]) -> list[int]:
+        # Encoded after a newline and without it, as transformers does, so the piece starts a word
+        # the way it would mid-text.
+        backend = self._plain if plain else self.backend
+        ids = backend.encode("\n" + piece, add_special_tokens=False).ids
+        return ids[len(newline) :] if ids[: len(newline)] == newline else backend.encode(piece, add_special_tokens=False).ids
 
     def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
         return self.backend.decode(list(ids), skip_special_tokens=skip_special_tokens)
@@ -71,14 +97,34 @@ class Tokenizer:
     # --- chat -------------------------------------------------------------------------------------
 
     def render_chat(self, messages: list[dict], documents: list[dict] | None = None, tools: list[dict] | None = None,
-                    add_generation_prompt: bool = True, **variables: Any) -> str:
-        """The prompt text for a conversation, as transformers' apply_chat_template(tokenize=False)."""
-        return chat_template.render(self._template(tools), messages, documents, tools, add_generation_prompt,
+                    add_generation_prompt: bool = True, sanitize: bool = False, **variables: Any) -> str:
+        """The prompt text for a conversation, as transformers' apply_chat_template(tokenize=False).
+
+        sanitize=True marks control tokens inside messages, documents and tools (a contract that
+        contains "<|end_of_text|>" must not end a turn); `encode` then encodes them as plain text.
+        """
+        template = self._template(tools)
+        if sanitize:
+            pattern = _alternatives(self._control_tokens(template))
+            messages, documents, tools = (_mark(value, pattern) for value in (messages, documents, tools))
+        return chat_template.render(template, messages, documents, tools, add_generation_prompt,
                                     **{**self.special_tokens, **variables})
 
     def encode_chat(self, messages: list[dict], documents: list[dict] | None = None, tools: list[dict] | None = None,
-                    add_generation_prompt: bool = True, **variables: Any) -> list[int]:
-        return self.encode(self.render_chat(messages, documents, tools, add_generation_prompt, **variables))
+                    add_generation_prompt: bool = True, sanitize: bool = True, **variables: Any) -> list[int]:
+        """Prompt ids for a conversation; by default control tokens in user content stay plain text."""
+        return self.encode(self.render_chat(messages, documents, tools, add_generation_prompt, sanitize, **variables))
+
+    def _control_tokens(self, template: str) -> list[str]:
+        """Special tokens, and added tokens the template writes itself."""
+        added = self.backend.get_added_tokens_decoder().values()
+        return [t.content for t in added if t.special or (t.content in template and not t.content.isspace())]
+
+    @functools.cached_property
+    def _markers(self) -> re.Pattern:
+        """A marked added token (captured), or a stray marker (captures None)."""
+        tokens = _alternatives(t.content for t in self.backend.get_added_tokens_decoder().values()).pattern
+        return re.compile(f"{MARK_START}({tokens}){MARK_END}|[{MARK_START}{MARK_END}]")
 
     def _template(self, tools) -> str:
         templates = self.chat_templates
@@ -122,6 +168,24 @@ class IncrementalDecoder:
 
     def _decode(self, ids: list[int]) -> str:
         return self._tokenizer.decode(ids, self._skip)
+
+
+def _alternatives(tokens) -> re.Pattern:
+    """A regex matching any of the tokens, longest first (a token beats the tokens inside it)."""
+    ordered = sorted(set(tokens), key=len, reverse=True)
+    return re.compile("|".join(map(re.escape, ordered)) or "(?!)")  # (?!) never matches
+
+
+def _mark(value: Any, pattern: re.Pattern) -> Any:
+    """Wrap every control token in the strings of `value` in markers (forged markers removed first)."""
+    if isinstance(value, str):
+        value = value.replace(MARK_START, "").replace(MARK_END, "")
+        return pattern.sub(lambda match: MARK_START + match.group(0) + MARK_END, value)
+    if isinstance(value, dict):
+        return {key: _mark(item, pattern) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_mark(item, pattern) for item in value]
+    return value
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -99,7 +99,7 @@ def test_batch_equals_single_prompts(gen):
 def test_state_gives_identical_tokens_and_is_left_untouched(gen, tmp_path):
     documents = [{"doc_id": 1, "title": "MSA", "text": "The Supplier indemnifies the Customer. " * 20}]
     first = [MESSAGES[0], {"role": "user", "content": "Who indemnifies?"}]
-    prefix_text = gen.tokenizer.render_chat(first[:1], documents, add_generation_prompt=False)
+    prefix_text = gen.tokenizer.render_chat(first[:1], documents, add_generation_prompt=False, sanitize=True)
     state = gen.prefill(gen.tokenizer.encode(prefix_text))
     state.save(tmp_path / "doc.safetensors")
     expected = gen.generate(first, documents, max_new_tokens=16)
