@@ -1,0 +1,524 @@
+"""The store: a folder holding Chroma vectors, the catalog (texts, page maps, outlines, defined
+terms, keyword postings) and a lock. `Store` reads it and writes documents prepared elsewhere.
+
+Layout of the folder (default `.tome/`):
+    catalog.sqlite   source of truth: documents, sources, pages, chunks, keyword postings, ...
+    chroma/          Chroma PersistentClient data: one vector per chunk, id "<doc_id>:<index>"
+    lock, lock.owner the write lock and who holds it
+"""
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from ingest.catalog import Catalog
+from ingest.errors import IngestError, UnknownDocumentError
+from ingest.keyword import KeywordIndex, keyword_tokens, term_counts
+from ingest.lock import StoreLock
+from ingest.prepare import PreparedDocument
+from ingest.records import DocInfo, FileResult, Hit, PageSpan, Passage, Removal, Section
+from ingest.settings import DEFAULT_STORE, IngestSettings
+from ingest.structure import section_key
+from ingest.vectors import vector_index
+
+# Each ranking contributes this many candidates to the fusion (more than k: a chunk ranked 30th
+# by one method and 3rd by the other should still win).
+CANDIDATES = 50
+# Reciprocal rank fusion's constant (Cormack et al. 2009): damps the head so that agreement
+# between the rankings outweighs a single first place.
+RRF_K = 60
+_MAX_K = 200
+
+
+class Store:
+    """A Tome document store. Opens or creates the folder; safe to share between threads.
+
+    Methods taking a `doc_id` also accept a unique prefix of one or a source path (see
+    `resolve`)."""
+
+    def __init__(self, path: str | Path = DEFAULT_STORE, *, settings: IngestSettings | None = None,
+                 lock_timeout_s: float = 30.0):
+        self.path = Path(path).expanduser().resolve()
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise IngestError(f"{path}: cannot create the store folder ({error.strerror})") from None
+        self.settings = settings or IngestSettings()
+        self._catalog = Catalog(self.path / "catalog.sqlite")
+        self._lock = StoreLock(self.path, lock_timeout_s)
+        self._vectors = vector_index(self.path)
+        self._keyword: KeywordIndex | None = None
+        self._keyword_generation = -1
+        self._positions: dict[str, int] = {}
+        self._doc_ranges: dict[str, tuple[int, int]] = {}
+        self._listeners: list[Callable[[Removal], None]] = []
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._catalog.close()
+
+    # ---- documents -------------------------------------------------------------------------
+
+    def documents(self) -> list[DocInfo]:
+        rows = self._catalog.query(
+            "SELECT doc_id, title, pages, chunks, sha256, kind, ocr_pages, added_at FROM documents "
+            "WHERE status = 'complete' ORDER BY added_at, doc_id"
+        )
+        sources = self._sources()
+        return [
+            DocInfo(
+                doc_id=d, source=sources.get(d, ("",))[0], title=t, pages=p, chunks=c,
+                sources=sources.get(d, ()), sha256=sha, kind=kind, ocr_pages=tuple(json.loads(ocr)),
+                added_at=added,
+            )
+            for d, t, p, c, sha, kind, ocr, added in rows
+        ]
+
+    def document(self, doc_id: str) -> DocInfo:
+        doc_id = self.resolve(doc_id)
+        return next(d for d in self.documents() if d.doc_id == doc_id)
+
+    def resolve(self, doc_ref: str) -> str:
+        """The doc_id a user's DOC argument means: a doc_id, a unique prefix of one (4+ characters),
+        a source path (as given or resolved), or a unique file name among the sources."""
+        ref = str(doc_ref).strip()
+        if not ref:
+            raise UnknownDocumentError("empty document reference")
+        complete = {r[0] for r in self._catalog.query("SELECT doc_id FROM documents WHERE status = 'complete'")}
+        if ref in complete:
+            return ref
+        sources = {s: d for s, d in self._catalog.query("SELECT source, doc_id FROM sources") if d in complete}
+        for candidate in (ref, str(Path(ref).expanduser().resolve())):
+            if candidate in sources:
+                return sources[candidate]
+        matches = sorted(d for d in complete if d.startswith(ref.lower())) if len(ref) >= 4 else []
+        if not matches:
+            matches = sorted({d for s, d in sources.items() if Path(s).name == ref})
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise UnknownDocumentError(
+                f"'{ref}' matches {len(matches)} documents ({', '.join(matches[:5])}); give more of the doc_id"
+            )
+        raise UnknownDocumentError(f"no document matches '{ref}' (give a doc_id, a prefix of one or a source path; see `tome docs`)")
+
+    def document_text(self, doc_id: str) -> str:
+        """The full cleaned text; every offset in Hits, PageSpans, Sections and Passages indexes it."""
+        doc_id = self.resolve(doc_id)
+        return self._catalog.query("SELECT text FROM documents WHERE doc_id = ?", (doc_id,))[0][0]
+
+    def pages(self, doc_id: str) -> list[PageSpan]:
+        doc_id = self.resolve(doc_id)
+        rows = self._catalog.query(
+            "SELECT number, label, char_start, char_end FROM pages WHERE doc_id = ? ORDER BY number", (doc_id,)
+        )
+        return [PageSpan(*row) for row in rows]
+
+    def page_text(self, doc_id: str, page: int) -> str:
+        """The cleaned text of a 1-based physical page ("" for a page without text)."""
+        spans = self.pages(doc_id)
+        if not 1 <= page <= len(spans):
+            raise IngestError(f"page {page} is out of range: the document has pages 1 to {len(spans)}")
+        span = spans[page - 1]
+        return self.document_text(doc_id)[span.start:span.end]
+
+    def page_at(self, doc_id: str, offset: int) -> PageSpan:
+        """The page holding a character offset of `document_text` (separators count to the page
+        before them)."""
+        spans = self.pages(doc_id)
+        return next((s for s in reversed(spans) if s.start <= offset), spans[0])
+
+    # ---- structure -------------------------------------------------------------------------
+
+    def outline(self, doc_id: str) -> list[Section]:
+        """Every heading found, in order: articles, numbered sections, (a)-clauses, exhibits."""
+        doc_id = self.resolve(doc_id)
+        rows = self._catalog.query(
+            "SELECT number, title, path, level, char_start, char_end FROM sections WHERE doc_id = ? ORDER BY ord",
+            (doc_id,),
+        )
+        spans = self.pages(doc_id)
+        return [Section(n, t, p, lv, s, e, _page_range(spans, s, e)) for n, t, p, lv, s, e in rows]
+
+    def section(self, doc_id: str, number: str) -> Passage | None:
+        """The text of a section by its number as a contract cites it: "9.2", "Section 9.02",
+        "12.3(a)", "Article IV", "Exhibit A". None when the document has no such heading."""
+        doc_id = self.resolve(doc_id)
+        keys = section_key(number)
+        if not keys:
+            return None
+        marks = ",".join("?" * len(keys))
+        rows = self._catalog.query(
+            f"SELECT path, key, char_start, char_end FROM sections WHERE doc_id = ? AND key IN ({marks}) "
+            "ORDER BY ord", (doc_id, *keys),
+        )
+        if not rows:
+            return None
+        path, _, start, end = min(rows, key=lambda r: keys.index(r[1]))  # "9": section 9, else Article 9
+        return self._passage(doc_id, start, end, path.split(" > ")[-1])
+
+    def section_chunks(self, doc_id: str, number: str) -> list[Hit]:
+        """The stored chunks overlapping a section, in document order (scores are 0)."""
+        passage = self.section(doc_id, number)
+        if passage is None:
+            return []
+        rows = self._catalog.query(
+            "SELECT chunk_id FROM chunks WHERE doc_id = ? AND char_start < ? AND char_end > ? ORDER BY idx",
+            (passage.doc_id, passage.end, passage.start),
+        )
+        return self._hits([(r[0], 0.0, None, None) for r in rows])
+
+    def definition(self, doc_id: str, term: str) -> Passage | None:
+        """Where a defined term is defined ('"Affiliate" means ...', '(the "Effective Date")').
+        Case-insensitive; a plural finds its singular and back."""
+        doc_id = self.resolve(doc_id)
+        folded = term.strip().strip("\"“”'‘’").lower()
+        for variant in (folded, folded[:-1] if folded.endswith("s") else folded + "s"):
+            rows = self._catalog.query(
+                "SELECT term, char_start, char_end FROM definitions WHERE doc_id = ? AND folded = ? "
+                "ORDER BY kind = 'inline', char_start LIMIT 1", (doc_id, variant),
+            )
+            if rows:
+                return self._passage(doc_id, rows[0][1], rows[0][2], rows[0][0])
+        return None
+
+    def defined_terms(self, doc_id: str) -> list[str]:
+        doc_id = self.resolve(doc_id)
+        return [r[0] for r in self._catalog.query(
+            "SELECT term FROM definitions WHERE doc_id = ? ORDER BY char_start", (doc_id,)
+        )]
+
+    def locate(self, doc_id: str, quote: str) -> Passage | None:
+        """Where a quoted span occurs, ignoring case, whitespace, punctuation and hyphenation
+        differences (for citations); None if it does not."""
+        words = re.findall(r"\w+", quote)
+        if not words:
+            return None
+        pattern = re.compile(r"[\W_]*".join(re.escape(w) for w in words), re.IGNORECASE)
+        doc_id = self.resolve(doc_id)
+        match = pattern.search(self.document_text(doc_id))
+        return self._passage(doc_id, match.start(), match.end()) if match else None
+
+    def _passage(self, doc_id: str, start: int, end: int, label: str = "") -> Passage:
+        text = self.document_text(doc_id)
+        return Passage(doc_id, text[start:end], start, end, _page_range(self.pages(doc_id), start, end), label)
+
+    # ---- search ----------------------------------------------------------------------------
+
+    def search(self, query: str, k: int = 5, doc_id: str | None = None) -> list[Hit]:
+        """The k chunks best matching `query`: dense (cosine) and BM25 rankings fused by
+        reciprocal rank; only within `doc_id` when given."""
+        from ingest.embed import get_embedder
+
+        if not query or not query.strip():
+            raise IngestError("empty search query")
+        if not 1 <= k <= _MAX_K:
+            raise IngestError(f"k={k}: expected 1 to {_MAX_K}")
+        doc_id = self.resolve(doc_id) if doc_id else None
+        vector = get_embedder().encode([query])[0]
+        term_ids = self._catalog.lookup_terms(keyword_tokens(query))
+        with self._searching():
+            n = max(CANDIDATES, 2 * k)
+            dense = [(i, s) for i, s in self._vectors.query(vector, n, doc_id) if i in self._positions]
+            lo, hi = self._doc_ranges.get(doc_id, (0, 0)) if doc_id else (0, len(self._keyword))
+            scores = self._keyword.scores(term_ids, lo, hi)
+            best = np.argsort(-scores, kind="stable")[:n]
+            keyword = [(self._keyword.chunk_ids[lo + int(p)], float(scores[p])) for p in best if scores[p] > 0]
+            fused = _fuse(dense, keyword)[:k]
+            dense_scores = dict(dense)
+            missing = [i for i, _ in fused if i not in dense_scores]
+            dense_scores.update(self._vectors.similarities(missing, vector))
+            ranked = [
+                (i, score, dense_scores.get(i), float(scores[self._positions[i] - lo]))
+                for i, score in fused
+            ]
+        return self._hits(ranked)
+
+    @contextmanager
+    def _searching(self) -> Iterator[None]:
+        """Shared lock; reload the views other processes made stale."""
+        with self._vectors.lock, self._lock.shared():
+            generation = self._catalog.generation()
+            if self._vectors.generation != generation:
+                self._vectors.reopen()
+                self._vectors.generation = generation
+            if self._keyword_generation != generation:
+                self._load_keyword(generation)
+            yield
+
+    def _load_keyword(self, generation: int) -> None:
+        rows = self._catalog.query(
+            "SELECT c.chunk_id, c.terms, c.tfs, c.length, c.doc_id FROM chunks c JOIN documents d "
+            "USING (doc_id) WHERE d.status = 'complete' ORDER BY c.doc_id, c.idx"
+        )
+        self._keyword = KeywordIndex.build([r[:4] for r in rows])
+        self._positions = {r[0]: i for i, r in enumerate(rows)}
+        ranges: dict[str, tuple[int, int]] = {}
+        for i, row in enumerate(rows):
+            lo, _ = ranges.get(row[4], (i, i))
+            ranges[row[4]] = (lo, i + 1)
+        self._doc_ranges = ranges
+        self._keyword_generation = generation
+
+    def _hits(self, ranked: list[tuple[str, float, float | None, float | None]]) -> list[Hit]:
+        if not ranked:
+            return []
+        ids = [r[0] for r in ranked]
+        marks = ",".join("?" * len(ids))
+        rows = self._catalog.query(
+            "SELECT c.chunk_id, c.text, c.doc_id, d.title, c.page_first, c.page_last, c.section, "
+            f"c.char_start, c.char_end FROM chunks c JOIN documents d USING (doc_id) WHERE c.chunk_id IN ({marks})",
+            tuple(ids),
+        )
+        by_id = {r[0]: r for r in rows}
+        sources = self._sources()
+        hits = []
+        for chunk_id, score, dense, keyword in ranked:
+            _, text, doc, title, first, last, section, start, end = by_id[chunk_id]
+            hits.append(Hit(
+                text=text, doc_id=doc, source=sources.get(doc, ("",))[0], title=title, pages=(first, last),
+                section=section, score=score, start=start, end=end, dense_score=dense,
+                keyword_score=keyword, chunk_id=chunk_id,
+            ))
+        return hits
+
+    def _sources(self) -> dict[str, tuple[str, ...]]:
+        grouped: dict[str, list[str]] = {}
+        for source, doc in self._catalog.query("SELECT source, doc_id FROM sources ORDER BY added_at, source"):
+            grouped.setdefault(doc, []).append(source)
+        return {d: tuple(s) for d, s in grouped.items()}
+
+    # ---- writing ---------------------------------------------------------------------------
+
+    @property
+    def generation(self) -> int:
+        """Increases with every change to the store, from any process."""
+        return self._catalog.generation()
+
+    def removed_since(self, generation: int) -> list[Removal]:
+        """Documents removed after `generation`, by any process (to purge per-document caches)."""
+        rows = self._catalog.query(
+            "SELECT generation, doc_id, sha256, sources, title FROM removals WHERE generation > ? ORDER BY generation",
+            (generation,),
+        )
+        return [Removal(doc_id=d, sha256=s, sources=tuple(json.loads(src)), title=t, generation=g) for g, d, s, src, t in rows]
+
+    def on_removal(self, callback: Callable[[Removal], None]) -> None:
+        """Call `callback` after each removal this Store makes (delete, or a replaced file)."""
+        self._listeners.append(callback)
+
+    def stored(self, source: str, doc_id: str, settings_key: str) -> str:
+        """What the store holds for this source and content: "unchanged" (this source, this
+        content), "elsewhere" (this content under another source) or "new"."""
+        rows = self._catalog.query(
+            "SELECT settings_key FROM documents WHERE doc_id = ? AND status = 'complete'", (doc_id,)
+        )
+        if not rows or rows[0][0] != settings_key:
+            return "new"
+        current = self._catalog.query("SELECT doc_id FROM sources WHERE source = ?", (source,))
+        return "unchanged" if current and current[0][0] == doc_id else "elsewhere"
+
+    def add_source(self, source: str, doc_id: str) -> tuple[str, FileResult, list[Removal]]:
+        """List `source` as another path of a stored document (identical content)."""
+        with self._writing() as removals:
+            others = self._sources().get(doc_id, ())
+            outcome = self._attach(source, doc_id, removals)
+        note = f"same content as {others[0]}" if others and outcome != "unchanged" else ""
+        return outcome, self.file_result(source, doc_id, note), removals
+
+    def put(self, doc: PreparedDocument, source: str) -> tuple[str, FileResult, list[Removal]]:
+        """Write a prepared document for `source`. The outcome is "added", "replaced" (the source
+        held other content, now removed unless another source shares it; or the same content
+        re-chunked under new settings) or "unchanged"."""
+        notes = list(doc.warnings)
+        with self._writing() as removals:
+            if self.stored(source, doc.doc_id, doc.settings_key) != "new":
+                others = [s for s in self._sources().get(doc.doc_id, ()) if s != source]
+                outcome = self._attach(source, doc.doc_id, removals)
+                notes += [f"same content as {others[0]}"] if others and outcome != "unchanged" else []
+            else:
+                rechunked = self._sources().get(doc.doc_id, ())
+                if self._catalog.query("SELECT 1 FROM documents WHERE doc_id = ?", (doc.doc_id,)):
+                    self._drop(doc.doc_id)  # stored under other chunker or embedder settings
+                self._write(doc, rechunked)
+                outcome = self._attach(source, doc.doc_id, removals)
+                if source in rechunked:
+                    outcome = "replaced"
+                    notes.append("re-chunked: the chunker or embedder settings changed")
+        return outcome, self.file_result(source, doc.doc_id, "; ".join(notes)), removals
+
+    def delete(self, doc_id: str) -> Removal:
+        """Remove a document everywhere: vectors, keyword postings, text, every source."""
+        doc_id = self.resolve(doc_id)
+        with self._writing() as removals:
+            self._remove(doc_id, self._sources().get(doc_id, ()), removals)
+        return removals[0]
+
+    def verify(self) -> list[str]:
+        """Consistency problems between the catalog and Chroma (empty when all is well)."""
+        with self._searching():
+            vectors = self._vectors.ids()
+        chunks = {r[0] for r in self._catalog.query("SELECT chunk_id FROM chunks")}
+        problems = []
+        if vectors - chunks:
+            problems.append(f"{len(vectors - chunks)} vectors without a catalog chunk")
+        if chunks - vectors:
+            problems.append(f"{len(chunks - vectors)} catalog chunks without a vector")
+        for doc_id, status, count in self._catalog.query("SELECT doc_id, status, chunks FROM documents"):
+            if status != "complete":
+                problems.append(f"document {doc_id} is {status}")
+            stored = self._catalog.query("SELECT COUNT(*) FROM chunks WHERE doc_id = ?", (doc_id,))[0][0]
+            if stored != count:
+                problems.append(f"document {doc_id} lists {count} chunks but has {stored}")
+        orphans = self._catalog.query("SELECT source FROM sources WHERE doc_id NOT IN (SELECT doc_id FROM documents)")
+        problems.extend(f"source {s} points to no document" for s, in orphans)
+        return problems
+
+    @contextmanager
+    def _writing(self) -> Iterator[list[Removal]]:
+        """The exclusive lock, a fresh view of Chroma, half-written documents repaired; yields a
+        list collecting removals, which listeners hear about after the lock is released."""
+        removals: list[Removal] = []
+        with self._vectors.lock, self._lock.exclusive():
+            with self._catalog.transaction() as db:
+                generation = Catalog.bump(db)  # other processes' Chroma views are now stale
+            if self._vectors.generation != generation - 1:
+                self._vectors.reopen()
+            self._vectors.generation = generation
+            self._repair()
+            yield removals
+        for removal in removals:
+            for listener in self._listeners:
+                listener(removal)
+
+    def _commit(self, db) -> None:
+        """Within a write transaction: bump the generation; our own Chroma view stays current."""
+        self._vectors.generation = Catalog.bump(db)
+
+    def _repair(self) -> None:
+        """Remove documents a killed process left pending or half-deleted."""
+        for doc_id, in self._catalog.query("SELECT doc_id FROM documents WHERE status != 'complete'"):
+            self._drop(doc_id)
+
+    def _drop(self, doc_id: str) -> None:
+        """Delete a document's vectors, then its rows; safe to repeat after a crash."""
+        with self._catalog.transaction() as db:
+            db.execute("UPDATE documents SET status = 'deleting' WHERE doc_id = ?", (doc_id,))
+            self._commit(db)
+        self._vectors.delete_document(doc_id)
+        with self._catalog.transaction() as db:
+            self._catalog.remove_rows(db, doc_id)
+            self._commit(db)
+
+    def _remove(self, doc_id: str, sources: tuple[str, ...], removals: list[Removal]) -> None:
+        """Drop a complete document and record its removal for caches keyed by it."""
+        with self._catalog.transaction() as db:
+            sha, title = db.execute("SELECT sha256, title FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
+            self._commit(db)
+            removal = Removal(doc_id, sha, tuple(sources), title, self._vectors.generation)
+            db.execute(
+                "INSERT INTO removals VALUES (?, ?, ?, ?, ?)",
+                (removal.generation, doc_id, sha, json.dumps(list(sources)), title),
+            )
+        removals.append(removal)
+        self._drop(doc_id)
+
+    def _attach(self, source: str, doc_id: str, removals: list[Removal]) -> str:
+        """Make `source` name `doc_id`; the document it named before goes if nothing else names it."""
+        previous = self._catalog.query("SELECT doc_id FROM sources WHERE source = ?", (source,))
+        previous_doc = previous[0][0] if previous else None
+        if previous_doc == doc_id:
+            return "unchanged"
+        with self._catalog.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO sources VALUES (?, ?, ?)", (source, doc_id, time.time()))
+            self._commit(db)
+        if previous_doc is None:
+            return "added"
+        if not self._catalog.query("SELECT 1 FROM sources WHERE doc_id = ?", (previous_doc,)):
+            self._remove(previous_doc, (source,), removals)
+        return "replaced"
+
+    def _write(self, doc: PreparedDocument, sources: tuple[str, ...]) -> None:
+        """Pending rows, then vectors, then the flip to complete (with `sources` re-attached)."""
+        self._write_pending(doc)
+        self._vectors.upsert(
+            [_chunk_id(doc.doc_id, c.index) for c in doc.chunks], doc.vectors,
+            [{"doc_id": doc.doc_id, "index": c.index, "page_first": c.pages[0], "page_last": c.pages[1],
+              "section": c.section[:500]} for c in doc.chunks],
+            [c.text for c in doc.chunks],
+        )
+        with self._catalog.transaction() as db:
+            db.execute("UPDATE documents SET status = 'complete' WHERE doc_id = ?", (doc.doc_id,))
+            db.executemany(
+                "INSERT OR REPLACE INTO sources VALUES (?, ?, ?)", [(s, doc.doc_id, time.time()) for s in sources]
+            )
+            self._commit(db)
+
+    def _write_pending(self, doc: PreparedDocument) -> None:
+        counts = [term_counts(c.embed_text) for c in doc.chunks]
+        with self._catalog.transaction() as db:
+            db.execute(
+                "INSERT INTO documents VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (doc.doc_id, doc.sha256, doc.kind, doc.title, len(doc.pages), len(doc.chunks), doc.size,
+                 doc.settings_key, json.dumps(list(doc.ocr_pages)), time.time(), doc.text),
+            )
+            db.executemany(
+                "INSERT INTO pages VALUES (?, ?, ?, ?, ?)",
+                [(doc.doc_id, p.number, p.label, p.start, p.end) for p in doc.pages],
+            )
+            vocabulary = sorted({t for c in counts for t in c})
+            ids = dict(zip(vocabulary, self._catalog.term_ids(db, vocabulary)))
+            db.executemany(
+                "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (_chunk_id(doc.doc_id, c.index), doc.doc_id, c.index, c.start, c.end, c.pages[0], c.pages[1],
+                     c.section, c.text, np.array([ids[t] for t in cnt], dtype=np.int32).tobytes(),
+                     np.array(list(cnt.values()), dtype=np.int32).tobytes(), sum(cnt.values()))
+                    for c, cnt in zip(doc.chunks, counts)
+                ],
+            )
+            db.executemany(
+                "INSERT INTO sections VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(doc.doc_id, i, h.kind, h.number, h.key, h.title, h.path, h.level, h.start, h.end)
+                 for i, h in enumerate(doc.headings)],
+            )
+            db.executemany(
+                "INSERT INTO definitions VALUES (?, ?, ?, ?, ?, ?)",
+                [(doc.doc_id, d.term, d.term.lower(), d.kind, d.start, d.end) for d in doc.definitions],
+            )
+            self._commit(db)
+
+    def file_result(self, source: str, doc_id: str, note: str = "") -> FileResult:
+        title, pages, chunks = self._catalog.query(
+            "SELECT title, pages, chunks FROM documents WHERE doc_id = ?", (doc_id,)
+        )[0]
+        return FileResult(source=source, doc_id=doc_id, title=title, pages=pages, chunks=chunks, note=note)
+
+
+def _chunk_id(doc_id: str, index: int) -> str:
+    return f"{doc_id}:{index:05d}"
+
+
+def _page_range(spans: list[PageSpan], start: int, end: int) -> tuple[int, int]:
+    first = next((s.number for s in reversed(spans) if s.start <= start), spans[0].number)
+    last = next((s.number for s in reversed(spans) if s.start < max(end, start + 1)), first)
+    return first, max(first, last)
+
+
+def _fuse(dense: list[tuple[str, float]], keyword: list[tuple[str, float]]) -> list[tuple[str, float]]:
+    """Reciprocal rank fusion of two rankings: (chunk id, fused score), best first."""
+    fused: dict[str, float] = {}
+    for ranking in (dense, keyword):
+        for rank, (chunk_id, _) in enumerate(ranking, start=1):
+            fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank)
+    return sorted(fused.items(), key=lambda item: -item[1])

@@ -1,0 +1,66 @@
+"""The store end to end on small documents: add, search, structure lookups, replace, delete."""
+
+from ingest import Store, UnknownDocumentError, ingest_bytes, ingest_paths
+
+
+def test_ingest_search_and_lookups(store, tmp_path, contract_text):
+    path = tmp_path / "msa.txt"
+    path.write_text(contract_text)
+    report = ingest_paths([path], store)
+    assert report.failed == [] and len(report.added) == 1
+    doc = store.documents()[0]
+    assert doc.title == "MASTER SERVICES AGREEMENT" and doc.source == str(path)
+
+    hits = store.search("termination for convenience", k=3)
+    assert "ninety (90) days" in hits[0].text
+    assert hits[0].section.startswith("Article 12 TERMINATION")
+    assert hits[0].dense_score > 0.3 and hits[0].keyword_score > 0
+    text = store.document_text(doc.doc_id)
+    assert text[hits[0].start:hits[0].end] == hits[0].text
+
+    section = store.section(doc.doc_id, "Section 9.2")
+    assert section.text.startswith("9.2 Exceptions") and section.text.endswith("required to be disclosed by law.")
+    assert store.section(doc.doc_id, "9.2(b)").text.startswith("(b) was known")
+    assert store.section(doc.doc_id, "Article IX") == store.section(doc.doc_id, "Article 9")
+    assert store.section(doc.doc_id, "Article 9").label == "Article 9 CONFIDENTIALITY"
+    assert store.section(doc.doc_id, "Article 7") is None
+    assert store.section(doc.doc_id, "Exhibit A").text.startswith("EXHIBIT A")
+    definition = store.definition(doc.doc_id, "confidential information")
+    assert definition.text.startswith('1.1 "Confidential Information" means') and definition.text.endswith("Price List.")
+    assert store.definition(doc.doc_id, "Supplier").text.startswith("This Master Services Agreement")
+    assert store.section_chunks(doc.doc_id, "12.3")[0].text.count("12.3 Effect of Termination") == 1
+
+
+def test_replace_unchanged_and_delete(store, tmp_path, contract_text):
+    path = tmp_path / "msa.txt"
+    path.write_text(contract_text)
+    first = ingest_paths([path], store).added[0]
+    assert ingest_paths([path], store).unchanged[0].doc_id == first.doc_id
+
+    path.write_text(contract_text.replace("ninety (90)", "sixty (60)"))
+    report = ingest_paths([path], store)
+    assert len(report.replaced) == 1 and report.removed[0].doc_id == first.doc_id
+    assert [d.doc_id for d in store.documents()] == [report.replaced[0].doc_id]
+    assert "sixty (60)" in store.search("termination for convenience notice", k=1)[0].text
+    assert store.verify() == []
+
+    removal = store.delete(str(path))
+    assert removal.doc_id == report.replaced[0].doc_id and removal.sources == (str(path),)
+    assert store.documents() == [] and store.search("termination", k=3) == []
+    assert store.verify() == []
+    try:
+        store.resolve(removal.doc_id)
+    except UnknownDocumentError as error:
+        assert removal.doc_id in str(error)
+    else:
+        raise AssertionError("a deleted document still resolves")
+
+
+def test_upload_by_name_and_reopen(tmp_path, contract_text):
+    with Store(tmp_path / "s") as store:
+        ingest_bytes("msa.txt", contract_text.encode(), store)
+        report = ingest_bytes("msa.txt", contract_text.replace("Acme", "Apex").encode(), store)
+        assert len(report.replaced) == 1 and len(store.documents()) == 1
+    with Store(tmp_path / "s") as reopened:
+        assert reopened.documents()[0].source == "msa.txt"
+        assert "Apex" in reopened.search("agreement made between the parties", k=1, doc_id="msa.txt")[0].text
