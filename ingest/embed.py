@@ -34,6 +34,8 @@ class Embedder:
         config = json.loads((self.path / "sentence_bert_config.json").read_text())
         self.max_seq_length = int(config["max_seq_length"])
         self._model_lock = threading.Lock()
+        self._model = None
+        self._query_lock = threading.Lock()
 
     @property
     def identity(self) -> str:
@@ -61,8 +63,14 @@ class Embedder:
         """Character offset where each token of `text` starts."""
         return [start for start, _ in self.tokenizer.encode(text, add_special_tokens=False).offsets]
 
-    @cached_property
+    @property
     def model(self):
+        with self._model_lock:  # two threads searching at start-up load it once
+            if self._model is None:
+                self._model = self._load()
+            return self._model
+
+    def _load(self):
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
 
@@ -71,8 +79,7 @@ class Embedder:
         bars = hf_logging.is_progress_bar_enabled()
         hf_logging.disable_progress_bar()
         try:
-            with self._model_lock:
-                return SentenceTransformer(str(self.path), device="cpu")
+            return SentenceTransformer(str(self.path), device="cpu")
         finally:
             if bars:
                 hf_logging.enable_progress_bar()
@@ -86,3 +93,18 @@ class Embedder:
             show_progress_bar=False,
         )
         return vectors.astype(np.float32, copy=False)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        """One search query, computed on a single thread. For one short sequence a second thread
+        gains little when the machine is idle and costs ten times the latency when it is busy
+        (threads spin waiting for each other), so the search stays fast on a loaded server; the
+        thread count is restored at once."""
+        import torch
+
+        with self._query_lock:
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                return self.encode([text])[0]
+            finally:
+                torch.set_num_threads(threads)

@@ -33,6 +33,7 @@ CANDIDATES = 50
 # between the rankings outweighs a single first place.
 RRF_K = 60
 _MAX_K = 200
+_MODES = ("hybrid", "dense", "keyword")
 
 
 class Store:
@@ -215,17 +216,22 @@ class Store:
 
     # ---- search ----------------------------------------------------------------------------
 
-    def search(self, query: str, k: int = 5, doc_id: str | None = None) -> list[Hit]:
-        """The k chunks best matching `query`: dense (cosine) and BM25 rankings fused by
-        reciprocal rank; only within `doc_id` when given."""
+    def search(self, query: str, k: int = 5, doc_id: str | None = None, mode: str = "hybrid") -> list[Hit]:
+        """The k chunks best matching `query`, only within `doc_id` when given. mode "hybrid"
+        fuses the dense (cosine) and BM25 rankings by reciprocal rank; "dense" and "keyword" use
+        one ranking alone. Both scores are filled in on every Hit whatever the mode."""
         from ingest.embed import get_embedder
 
         if not query or not query.strip():
             raise IngestError("empty search query")
         if not 1 <= k <= _MAX_K:
             raise IngestError(f"k={k}: expected 1 to {_MAX_K}")
+        if mode not in _MODES:
+            raise IngestError(f"mode={mode!r}: expected one of {', '.join(_MODES)}")
         doc_id = self.resolve(doc_id) if doc_id else None
-        vector = get_embedder().encode([query])[0]
+        if not self._catalog.query("SELECT 1 FROM documents WHERE status = 'complete' LIMIT 1"):
+            return []
+        vector = get_embedder().encode_query(query)
         term_ids = self._catalog.lookup_terms(keyword_tokens(query))
         with self._searching():
             n = max(CANDIDATES, 2 * k)
@@ -234,13 +240,14 @@ class Store:
             scores = self._keyword.scores(term_ids, lo, hi)
             best = np.argsort(-scores, kind="stable")[:n]
             keyword = [(self._keyword.chunk_ids[lo + int(p)], float(scores[p])) for p in best if scores[p] > 0]
-            fused = _fuse(dense, keyword)[:k]
+            ranking = {"hybrid": lambda: _fuse(dense, keyword), "dense": lambda: dense, "keyword": lambda: keyword}
+            top = ranking[mode]()[:k]
             dense_scores = dict(dense)
-            missing = [i for i, _ in fused if i not in dense_scores]
+            missing = [i for i, _ in top if i not in dense_scores]
             dense_scores.update(self._vectors.similarities(missing, vector))
             ranked = [
                 (i, score, dense_scores.get(i), float(scores[self._positions[i] - lo]))
-                for i, score in fused
+                for i, score in top
             ]
         return self._hits(ranked)
 

@@ -80,12 +80,17 @@ def _roman(text: str) -> int:
 
 
 def _toc_lines(lines: list[str]) -> set[int]:
-    """Indices of lines in a table of contents: runs of short lines ending in page numbers (at
-    least 3 of them), with the unnumbered lines between them."""
-    numbered = [i for i, line in enumerate(lines) if len(line.split()) <= 14 and _TOC_ENTRY.search(line)]
+    """Indices of lines in a table of contents: runs of at least 3 short lines ending in page
+    numbers, with up to 3 other lines between them (wrapped titles, bare page numbers)."""
+    bare = [bool(re.fullmatch(r"\d{1,3}", line)) for line in lines]
+    anchors = [
+        i for i, line in enumerate(lines)
+        if not bare[i] and 3 <= len(line.split()) <= 14 and _TOC_ENTRY.search(line)
+        and not _CONTAINER.fullmatch(line)  # "ARTICLE 9" above its title line
+    ]
     blocks, block = [], []
-    for i in numbered:
-        if block and i - block[-1] > 3:
+    for i in anchors:
+        if block and sum(not b for b in bare[block[-1] + 1:i]) > 3:
             blocks.append(block)
             block = []
         block.append(i)
@@ -138,6 +143,7 @@ class _Scanner:
         self.roman = 0
         self.headings: list[Heading] = []
         self.pending_container: Heading | None = None  # "ARTICLE 4" awaiting a title line
+        self.pending_number: tuple[str, int] | None = None  # a line holding only "3", and its offset
 
     def scan(self, text: str) -> list[Heading]:
         lines = [(m.start(), m.group().strip()) for m in re.finditer(r"[^\n]+", text)]
@@ -157,6 +163,14 @@ class _Scanner:
             if _is_caps_heading(line) or (len(line.split()) <= 8 and _heading_like(line) and line[-1] != "."):
                 self.headings[-1] = Heading(**{**pending.__dict__, "title": _title(line)})
                 return
+        if self.pending_number is not None:
+            number, number_start = self.pending_number
+            self.pending_number = None
+            if _is_caps_heading(line) and self._numbered(f"{number} {line}", number_start):
+                return
+        if re.fullmatch(r"\d{1,3}", line):
+            self.pending_number = (line, start)  # a chapter number above its title
+            return
         rules = (self._markdown, self._container, self._section_word, self._numbered, self._clause)
         if any(rule(line, start) for rule in rules):
             return
@@ -214,7 +228,7 @@ class _Scanner:
             return False  # "3 Business Days after ..." is a wrapped sentence, not a heading
         if _TOC_ENTRY.search(rest) and len(rest.split()) <= 12:
             return True
-        if not (self._continues(parts) or self._restarts(parts, rest)):
+        if not (self._continues(parts) or self._restarts(parts, rest) or self._opens(parts, rest)):
             return False
         self._accept_number(start, number, parts, rest)
         return True
@@ -230,10 +244,27 @@ class _Scanner:
             ok = parts[k] in (0, 1) or (not current and parts[k] <= 2)
         return ok and all(p in (0, 1) for p in parts[k + 1:])
 
+    def _opens(self, parts: list[int], rest: str) -> bool:
+        """The first numbered heading of a document that does not start at 1 (an excerpt, a
+        chapter file): only a top-level number with a short, heading-cased title."""
+        title = _title(rest)
+        return (
+            not self.numbers and not self.headings_numbered and parts[0] <= 50 and all(p in (0, 1) for p in parts[1:])
+            and len(title.split()) <= 6 and ":" not in rest and (title.isupper() or title.istitle())
+        )
+
+    @property
+    def headings_numbered(self) -> bool:
+        return any(h.kind == "numbered" for h in self.headings)
+
     def _restarts(self, parts: list[int], rest: str) -> bool:
         """A fresh "1." / "1.1" numbering (a schedule without its own heading), only for a short
-        heading-like line."""
-        return all(p == 1 for p in parts) and len(rest.split()) <= 8 and not rest.endswith(",")
+        heading-like line: a table row ("1 VL5 Product series: ...") is not one."""
+        title = _title(rest)
+        return (
+            all(p == 1 for p in parts) and len(title.split()) <= 6 and ":" not in rest
+            and not rest.endswith(",") and (title.isupper() or title.istitle())
+        )
 
     def _accept_number(self, start: int, number: str, parts: list[int], rest: str) -> None:
         self.numbers = parts
@@ -249,10 +280,12 @@ class _Scanner:
         depth = len(self.numbers) + 1
         next_letter = chr(ord(self.letter) + 1) if self.letter else "a"
         if label in _ROMAN_CLAUSES and label != next_letter:
+            if _roman(label) != self.roman + 1:
+                return False  # "(iv)" wrapped to a line start mid-sentence, not a clause
             self.roman = _roman(label)
             prefix = f"{parent}({self.letter})" if self.letter else parent
             self._add(start, "clause", f"{prefix}({label})", f"{prefix}({label})", _title(rest), depth + (2 if self.letter else 1))
-        elif label.isalpha() and len(label) == 1:
+        elif label == next_letter:
             self.letter, self.roman = label, 0
             self._add(start, "clause", f"{parent}({label})", f"{parent}({label})", _title(rest), depth + 1)
         else:
