@@ -4,7 +4,7 @@ import re
 
 import pytest
 from docgen import DOCUMENTS, HERE, QA_FILE, SOURCES
-from docgen.markup import parse_files
+from docgen.markup import Heading, Notice, Para, Table, parse_files
 from docgen.qa import answer_span, read_rows
 from docgen.render import render
 from docgen.text import locate, normalise, repeated_ngram_ratio, words
@@ -73,6 +73,23 @@ def test_contract_structure_survives_extraction(pdf_pages):
     assert "subject to Section" in normalise(text)
     msa = normalise("\n".join(pdf_pages("master_services_agreement.pdf")))
     assert "12.3 Effect of Termination." in msa and "(a) Customer shall pay" in msa
+
+
+# "Section 12.3(a)", "Sections 6.5, 6.6 and 11.5", "Section D.26 of the Quality Agreement"
+SECTION_REF = re.compile(r"Sections? ((?:[A-Z]\.)?\d+(?:\.\d+)+(?:\([a-z]+\))?"
+                         r"(?:(?:,| and| to| or| through) (?:[A-Z]\.)?\d+(?:\.\d+)+(?:\([a-z]+\))?)*)")
+
+
+@pytest.mark.parametrize("name", ["master_services_agreement.pdf", LONG])
+def test_cross_references_point_at_real_sections(name):
+    source = parse_files([SOURCES / s for s in DOCUMENTS[name]])
+    numbers = {b.number for b in source.blocks if isinstance(b, Heading)}
+    texts = [b.text for b in source.blocks if isinstance(b, (Para, Notice, Heading))]
+    texts += [cell for b in source.blocks if isinstance(b, Table) for row in b.rows for cell in row]
+    refs = {n for m in SECTION_REF.finditer(" ".join(texts))
+            for n in re.findall(r"(?:[A-Z]\.)?\d+(?:\.\d+)+", m.group(1))}
+    assert len(refs) >= 25  # the contracts cross-refer a lot; the check is not vacuous
+    assert refs <= numbers, sorted(refs - numbers)
 
 
 def test_generator_is_deterministic():
