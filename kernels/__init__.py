@@ -8,8 +8,8 @@ the same function name and is picked up by `dispatch.py` without further wiring.
 |---|---|
 | `ssd.py` | `ssd_scan` (chunked SSD, state in/out), `ssd_step` (one decode step) |
 | `conv1d.py` | `causal_conv1d` (prefill, state in/out), `causal_conv1d_step` (decode) |
-| `norm.py` | `rms_norm`, `gated_rms_norm` |
-| `moe.py` | `moe_experts` (only the routed experts run) |
+| `norm.py` | `rms_norm`, `add_rms_norm` (residual add + norm), `gated_rms_norm` |
+| `moe.py` | `moe_route` (top-k + softmax over k), `moe_experts` (only the routed experts run) |
 
 Model code calls the names exported here; `TOME_KERNELS=triton|torch|reference` picks the
 implementation (see `dispatch.py`). Importing this package needs neither Triton nor CUDA.
@@ -22,16 +22,20 @@ ssd_step = dispatched("ssd_step")
 causal_conv1d = dispatched("causal_conv1d")
 causal_conv1d_step = dispatched("causal_conv1d_step")
 rms_norm = dispatched("rms_norm")
+add_rms_norm = dispatched("add_rms_norm")
 gated_rms_norm = dispatched("gated_rms_norm")
+moe_route = dispatched("moe_route")
 moe_experts = dispatched("moe_experts")
 
 __all__ = [
     "BACKENDS",
     "KernelError",
+    "add_rms_norm",
     "causal_conv1d",
     "causal_conv1d_step",
     "gated_rms_norm",
     "moe_experts",
+    "moe_route",
     "rms_norm",
     "selected_backend",
     "ssd_scan",

@@ -2,18 +2,22 @@
 
 `TOME_KERNELS` (read here and nowhere else) selects the backend:
 
-- `triton` (the default): the Triton kernel when the op has one (`kernels/<module>_triton.py`)
-  and the tensors are on a GPU; otherwise the fast PyTorch path.
+- `triton` (the default): the Triton kernel (`kernels/<module>_triton.py`) wherever Triton can
+  run the tensors: on a GPU, or on any device under Triton's interpreter (`TRITON_INTERPRET=1`,
+  Triton's own switch, which is how tests and anyone without a GPU check the kernels); otherwise
+  the fast PyTorch path.
 - `torch`: always the fast PyTorch path.
 - `reference`: the plain, obviously correct `*_ref` functions (slow; for checking).
 
-Triton modules are imported lazily, on the first call with a CUDA tensor, so importing `kernels`
-never needs Triton or CUDA.
+Triton modules are imported lazily, on the first call that needs one, so importing `kernels`
+never needs Triton or CUDA. Only a missing Triton install falls back to the torch path; a Triton
+module that fails to import raises, so a broken kernel never hides behind the fallback.
 """
 
 import contextlib
 import functools
 import importlib
+import importlib.util
 import os
 from collections.abc import Callable, Iterator
 
@@ -28,7 +32,9 @@ OPS = {
     "causal_conv1d": "conv1d",
     "causal_conv1d_step": "conv1d",
     "rms_norm": "norm",
+    "add_rms_norm": "norm",
     "gated_rms_norm": "norm",
+    "moe_route": "moe",
     "moe_experts": "moe",
 }
 
@@ -65,22 +71,35 @@ def use_backend(name: str) -> Iterator[None]:
         _forced.pop()
 
 
+def _interpreting() -> bool:
+    """Whether Triton's interpreter is on, as Triton itself reads TRITON_INTERPRET."""
+    if not os.environ.get("TRITON_INTERPRET") or importlib.util.find_spec("triton") is None:
+        return False  # the usual case, decided without importing Triton
+    from triton import knobs
+
+    return knobs.runtime.interpret
+
+
 @functools.cache
 def _triton_implementation(op: str) -> Callable | None:
-    try:
-        module = importlib.import_module(f"kernels.{OPS[op]}_triton")
-    except ImportError:  # no Triton kernel for this op yet, or Triton itself is not installed
+    """The op's Triton launcher, or None when Triton is not installed (it ships for Linux x86-64)."""
+    if importlib.util.find_spec("triton") is None:
         return None
-    return getattr(module, op, None)
+    return getattr(importlib.import_module(f"kernels.{OPS[op]}_triton"), op)
+
+
+def implementation(op: str, backend: str, device_type: str) -> Callable:
+    """The function that runs `op` for tensors on `device_type` under `backend`."""
+    on_triton = backend == "triton" and (device_type == "cuda" or _interpreting())
+    return _implementation(op, backend, on_triton)
 
 
 @functools.cache
-def implementation(op: str, backend: str, device_type: str) -> Callable:
-    """The function that runs `op` for tensors on `device_type` under `backend`."""
+def _implementation(op: str, backend: str, on_triton: bool) -> Callable:
     module = importlib.import_module(f"kernels.{OPS[op]}")
     if backend == "reference":
         return getattr(module, f"{op}_ref")
-    if backend == "triton" and device_type == "cuda":
+    if on_triton:
         fast = _triton_implementation(op)
         if fast is not None:
             return fast

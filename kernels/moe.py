@@ -4,7 +4,8 @@ Expert e is a SwiGLU with fused weights: gu = x w_in[e]^T, the first half of gu 
 the second the up projection, out = (silu(gate) * up) w_out[e]^T. A token's output is the
 routing-weighted sum over its k experts. `moe_experts_ref` computes every expert for every
 token (obviously correct, wasteful); `moe_experts` groups tokens by expert and computes only the
-routed pairs. A Triton kernel goes in `moe_triton.py`.
+routed pairs. `moe_route` picks the experts (top-k on the raw logits, softmax over the k). The
+Triton kernels are in `moe_triton.py`.
 
 Shapes (T tokens, H hidden, E experts, I expert width, k experts per token):
     x [T, H]   top_k_index [T, k] int64   top_k_weights [T, k]   w_in [E, 2I, H]   w_out [E, H, I]
@@ -14,6 +15,30 @@ import torch
 import torch.nn.functional as F
 
 from kernels.dispatch import KernelError
+
+
+def moe_route_ref(logits, k):
+    """Same contract as `moe_route`: an explicit softmax over the sorted top k."""
+    ordered, order = torch.sort(logits.float(), dim=-1, descending=True, stable=True)
+    top = ordered[:, :k]
+    weights = torch.exp(top - top[:, :1])
+    return weights / weights.sum(dim=-1, keepdim=True), order[:, :k]
+
+
+def moe_route(logits, k):
+    """Pick each token's k experts: top-k on the raw router logits, then a softmax over those k.
+
+    Args:
+        logits: [T, E] router logits (any float dtype; routed in fp32).  k: experts per token.
+
+    Returns:
+        weights: [T, k] fp32, summing to 1 per token, largest first.
+        index: [T, k] int64 expert ids.
+    """
+    if logits.dim() != 2 or not 1 <= k <= logits.shape[-1]:
+        raise KernelError(f"moe_route: cannot pick k = {k} experts from logits of shape {tuple(logits.shape)}")
+    top, index = logits.float().topk(k, dim=-1)
+    return top.softmax(dim=-1), index
 
 
 def _check(x, top_k_index, top_k_weights, w_in, w_out) -> None:

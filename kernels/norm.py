@@ -3,7 +3,8 @@
 Both normalise in fp32. `rms_norm` casts back to the input dtype before multiplying by the
 weight (as transformers does); `gated_rms_norm` gates with silu(z) BEFORE normalising
 (norm_before_gate=False) over groups of d/g channels, and returns the weight's dtype (it feeds
-out_proj). A Triton kernel goes in `norm_triton.py`.
+out_proj). `add_rms_norm` is the residual add and the following norm, which the Triton kernels in
+`norm_triton.py` do in one pass.
 """
 
 import torch
@@ -29,6 +30,27 @@ def rms_norm(x, weight, eps):
         [..., d] in the promoted dtype of x and weight (the model dtype).
     """
     return weight * F.rms_norm(x.float(), (x.shape[-1],), eps=eps).to(x.dtype)
+
+
+def add_rms_norm_ref(x, h, multiplier, weight, eps):
+    """Same contract as `add_rms_norm`, written out as the decoder layer does it."""
+    total = x + h * multiplier
+    return total, rms_norm_ref(total, weight, eps)
+
+
+def add_rms_norm(x, h, multiplier, weight, eps):
+    """The residual add followed by the next RMSNorm: one pass over x on a GPU (see norm_triton.py).
+
+    Args:
+        x: [..., d] the residual stream.  h: [..., d] the branch output.
+        multiplier: scale of the branch (residual_multiplier).  weight: [d].  eps: as rms_norm.
+
+    Returns:
+        total: [..., d] x + h * multiplier, in x's dtype (the new residual stream).
+        normed: [..., d] rms_norm(total, weight, eps).
+    """
+    total = x + h * multiplier
+    return total, rms_norm(total, weight, eps)
 
 
 def _groups(x: torch.Tensor, n_groups: int) -> torch.Tensor:
