@@ -17,7 +17,7 @@ from fpdf import FPDF
 from fpdf.enums import TableBordersLayout
 
 from .hyphenate import soft_hyphenate
-from .markup import Cover, Heading, Notice, PageBreak, Para, Source, Table, Toc
+from .markup import Cover, Heading, MarkupError, Notice, PageBreak, Para, Source, Table, Toc
 
 INDENT_MM = 9  # one sub-clause level, roughly the width of "(iv) " plus a gutter
 KEEP_WITH_NEXT_MM = 28  # a heading needs room for itself and two lines of its text
@@ -39,6 +39,8 @@ class Style:
 
     @classmethod
     def from_meta(cls, meta: dict[str, str]) -> Style:
+        if "title" not in meta:
+            raise MarkupError("a document needs an '@title:' metadata line (the PDF title)")
         font, _, size = meta.get("font", "Times 11").partition(" ")
         return cls(
             font=font,

@@ -3,6 +3,7 @@
 import pytest
 from docgen.hyphenate import SOFT_HYPHEN, soft_hyphenate
 from docgen.markup import Heading, MarkupError, Notice, Para, Table, parse
+from docgen.render import render
 from docgen.text import locate, normalise, repeated_ngram_ratio
 
 
@@ -29,6 +30,11 @@ def test_markup_blocks():
 def test_markup_errors_name_the_line(text, message):
     with pytest.raises(MarkupError, match=f"doc.tmk:1: .*{message}"):
         parse(text, "doc.tmk")
+
+
+def test_a_document_without_title_is_refused():
+    with pytest.raises(MarkupError, match="@title"):
+        render(parse("Some text.\n"))
 
 
 def test_soft_hyphens_only_at_suffix_and_prefix_breaks():
