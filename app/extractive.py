@@ -1,0 +1,155 @@
+"""The embedded default, used when no model is configured: the answer is the best-supported
+sentences of the passages, quoted verbatim with their citations, or "the documents do not
+cover this" when no sentence is supported well enough.
+
+A yes/no question gets a verdict read off the quoted clauses, shown as such: asked whether a
+clause exists ("Is there a non-compete?"), a well-supported clause means yes; asked whether
+something holds ("May the Recipient reverse engineer a prototype?", "Is it governed by Illinois
+law?"), a negated clause ("shall not ... reverse engineer") or one lacking the question's name
+or number ("the laws of the State of New York") means no. The quote is what the reader judges.
+"""
+
+import re
+
+
+import numpy as np
+
+from app.answer import Draft
+from app.citations import Citer
+from app.context import Source
+from app.facts import PARTIES_QUESTION, TITLE_QUESTION, preamble_span, title_span
+from app.evidence import MAX_QUOTE, Sentence, TermWeights, focus, is_yes_no, score, sentences, stems
+from app.prompts import NOT_COVERED
+from ingest.embed import Embedder
+
+# The best sentence must reach this support for the documents to count as answering the
+# question. Chosen on the CUAD development contracts (see app/bench.py `calibrate`), not on the
+# contracts the benchmark reports.
+SUPPORT_MIN = 0.45
+# Further sentences are quoted when their support is within this margin of the best one.
+MARGIN = 0.06
+MAX_SENTENCES = 3
+# The quoted answer stays within this many characters (the benchmark caps answers at 1,000).
+MAX_ANSWER = 900
+
+# Sentence embeddings kept (384 floats each: 20,000 is about 30 MB).
+_CACHED_SENTENCES = 20_000
+# A question about the title or the parties is answered for the documents of this many top passages.
+_FACT_DOCUMENTS = 3
+
+
+class Extractor:
+    def __init__(self, citer: Citer, embedder: Embedder, terms: TermWeights):
+        self.citer, self.embedder, self.terms = citer, embedder, terms
+        self._cache: dict[tuple[str, int, int], np.ndarray] = {}
+
+    def ranked(self, question: str, sources: list[Source]) -> list[Sentence]:
+        """Every quotable sentence of the sources, best supported first."""
+        candidates = sentences(sources)
+        if not candidates:
+            return []
+        doc_ids = [s.doc_id for s in sources]
+        for doc_id in dict.fromkeys(doc_ids):
+            self.terms.add(doc_id, self.citer.text(doc_id))
+        idf = self.terms.idf(stems(question), doc_ids)
+        return score(question, candidates, self.embedder.encode([question])[0], self._vectors(candidates), idf)
+
+    def _vectors(self, candidates: list[Sentence]) -> np.ndarray:
+        """Sentence embeddings, cached: follow-ups and summaries revisit the same clauses."""
+        keys = [(c.doc_id, c.start, c.end) for c in candidates]
+        missing = [i for i, key in enumerate(keys) if key not in self._cache]
+        if missing:
+            if len(self._cache) > _CACHED_SENTENCES:
+                self._cache.clear()
+            for i, vector in zip(missing, self.embedder.encode([candidates[i].text for i in missing])):
+                self._cache[keys[i]] = vector
+        return np.stack([self._cache[key] for key in keys])
+
+    def answer(self, question: str, sources: list[Source], threshold: float = SUPPORT_MIN) -> Draft:
+        fact = self._fact_answer(question, sources)
+        if fact is not None:
+            return fact
+        ranked = self.ranked(question, sources)
+        if not ranked or ranked[0].support < threshold:
+            return Draft(NOT_COVERED, (), covered=False, verdict="no" if is_yes_no(question) else "")
+        chosen = _choose(ranked)
+        return self._draft(question, sources, chosen)
+
+    def _draft(self, question: str, sources: list[Source], chosen: list[Sentence]) -> Draft:
+        # Quotes are shown grouped by document, in reading order within each document.
+        order = list(dict.fromkeys(sources[s.source].doc_id for s in chosen))
+        chosen = sorted(chosen, key=lambda s: (order.index(sources[s.source].doc_id), s.start))
+        citations, lines = [], []
+        for number, sentence in enumerate(chosen, start=1):
+            source = sources[sentence.source]
+            start, end = focus(sentence, question)
+            citation = self.citer.cite(number, source.doc_id, start, end, source.section)
+            citations.append(citation)
+            shown = _shown(citation.quote)
+            cut_before = "… " if start > sentence.start else ""
+            cut_after = " …" if end < sentence.end else ""
+            lines.append(f"“{cut_before}{shown}{cut_after}” [{number}]")
+        verdict = _verdict(question, [c.quote for c in citations]) if is_yes_no(question) else ""
+        text = "\n".join(lines)
+        if verdict:
+            text = f"{verdict.capitalize()} — judging from the quoted clause{'s' if len(lines) > 1 else ''}:\n{text}"
+        return Draft(text, tuple(citations), covered=True, verdict=verdict)
+
+    def _fact_answer(self, question: str, sources: list[Source]) -> Draft | None:
+        """The title or the parties, quoted from where contracts state them, for the documents
+        the top passages come from."""
+        find = title_span if TITLE_QUESTION.search(question) else preamble_span if PARTIES_QUESTION.search(question) else None
+        if find is None or not sources:
+            return None
+        docs = list(dict.fromkeys(s.doc_id for s in sources[:_FACT_DOCUMENTS]))
+        spans = [(doc_id, find(self.citer, doc_id)) for doc_id in docs]
+        citations = tuple(
+            self.citer.cite(number, doc_id, *span)
+            for number, (doc_id, span) in enumerate(((d, s) for d, s in spans if s), start=1)
+        )
+        if not citations:
+            return None
+        lines = [f"“{_shown(c.quote)}” [{c.number}]" for c in citations]
+        return Draft("\n".join(lines), citations, covered=True)
+
+
+_EXISTENCE = re.compile(
+    r"^(?:is|are) there\b|^(?:does|do|did) (?:the|this|either|any)\b[^?]*?\b(?:contain|include|provide|have|grant|"
+    r"require|impose|restrict|limit|prohibit|allow|permit|specify|set)\b|\b(?:restrict|prohibit|limit|cap|exclusiv|"
+    r"uncapped|non-|not to|waive)", re.I,
+)
+_NEGATION = re.compile(r"\b(?:not|no|never|neither|nor|none|without)\b|n['’]t\b|\bin no event\b", re.I)
+_NAME_OR_NUMBER = re.compile(r"(?<!^)(?<![.?!]\s)\b(?:[A-Z][a-z]+|\d[\d,.]*)\b")
+
+
+def _verdict(question: str, quotes: list[str]) -> str:
+    """"yes" or "no" for a yes/no question, judged from the quoted clauses (see the module doc)."""
+    if _EXISTENCE.search(question):
+        return "yes"
+    quoted = " ".join(quotes)
+    names = {m.group(0) for m in _NAME_OR_NUMBER.finditer(question.rstrip("?"))}
+    missing = [n for n in names if not re.search(rf"\b{re.escape(n)}\b", quoted, re.I)]
+    asked_negated = bool(_NEGATION.search(question))
+    negated = bool(_NEGATION.search(quoted))
+    return "no" if missing or negated != asked_negated else "yes"
+
+
+def _shown(quote: str) -> str:
+    return " ".join(quote.split())
+
+
+def _choose(ranked: list[Sentence]) -> list[Sentence]:
+    best = ranked[0]
+    chosen, length = [best], len(best.text)
+    for sentence in ranked[1:]:
+        if len(chosen) == MAX_SENTENCES or sentence.support < best.support - MARGIN:
+            break
+        if length + min(len(sentence.text), MAX_QUOTE) > MAX_ANSWER or any(_overlaps(sentence, c) for c in chosen):
+            continue
+        chosen.append(sentence)
+        length += min(len(sentence.text), MAX_QUOTE)
+    return chosen
+
+
+def _overlaps(a: Sentence, b: Sentence) -> bool:
+    return a.doc_id == b.doc_id and a.start < b.end and b.start < a.end or a.text == b.text
