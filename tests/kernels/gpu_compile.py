@@ -106,6 +106,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arch", type=int, default=86, help="compute capability, e.g. 80, 86, 89, 90")
     parser.add_argument("--dtype", choices=["bf16", "fp32"], default="bf16")
+    parser.add_argument("--table", action="store_true", help="a Markdown table instead of JSON lines")
     args = parser.parse_args()
     if "TRITON_INTERPRET" in __import__("os").environ:
         print("gpu_compile: unset TRITON_INTERPRET (the compiler cannot use interpreted library functions)")
@@ -121,9 +122,13 @@ def main() -> int:
         options = {name: kwargs[name] for name in ("num_warps", "num_stages") if name in kwargs}
         compiled = triton.compile(ASTSource(kernel, types, constants), target=GPUTarget("cuda", args.arch, 32),
                                   options=options)
-        print(json.dumps({"kernel": kernel.__name__, "arch": args.arch, "dtype": args.dtype,
-                          "shared_bytes": compiled.metadata.shared,
-                          **resources(compiled.asm["cubin"], tools)}), flush=True)
+        flags = ",".join(name for name, value in constants.items() if value is True) or "-"
+        row = {"kernel": kernel.__name__, "flags": flags, "arch": args.arch, "dtype": args.dtype,
+               "num_warps": options.get("num_warps", 4),
+               "shared_bytes": compiled.metadata.shared, **resources(compiled.asm["cubin"], tools)}
+        if args.table and not seen - {key}:
+            print("| " + " | ".join(row) + " |\n|" + "---|" * len(row))
+        print("| " + " | ".join(str(v) for v in row.values()) + " |" if args.table else json.dumps(row), flush=True)
     return 0
 
 
