@@ -43,6 +43,11 @@ def clean_pages(pages: tuple[RawPage, ...]) -> CleanDocument:
     cleaned = [
         _strip_edges(lines, running, {i for q, i in numbers if q == p}) for p, lines in enumerate(lines_per_page)
     ]
+    # A page whose every line looks like a header ("This is page 3") keeps them: that is its text.
+    cleaned = [
+        kept if any(ch.isalnum() for line in kept for ch in line) else lines
+        for kept, lines in zip(cleaned, lines_per_page)
+    ]
     vocabulary = Counter(word.lower() for lines in cleaned for line in lines for word in _WORD.findall(line))
     parts, spans, offset = [], [], 0
     for page, lines in zip(pages, cleaned):

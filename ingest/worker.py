@@ -19,6 +19,9 @@ from ingest.parse import ParsedDocument
 from ingest.settings import IngestSettings
 
 
+_STARTUP_TIMEOUT_S = 120
+
+
 class PdfParser:
     """Parses PDFs in a reusable child process. Use as a context manager, or call close()."""
 
@@ -37,7 +40,7 @@ class PdfParser:
                     self.close()
                     where = f"on page {page + 1} of {count}" if count else "while opening the file"
                     raise ParseError(
-                        f"the PDF parser made no progress for {self._settings.page_timeout_s:.0f} s "
+                        f"the PDF parser made no progress for {self._settings.page_timeout_s:g} s "
                         f"{where}; the file is probably malformed"
                     )
                 message = self._conn.recv()
@@ -85,6 +88,10 @@ class PdfParser:
         os.close(to_child_r)
         os.close(from_child_w)
         self._conn = _Duplex(from_child_r, to_child_w)
+        # Start-up (a Python interpreter and pypdf) is not a page: it gets its own, generous wait.
+        if not self._conn.poll(_STARTUP_TIMEOUT_S) or self._conn.recv() != ("ready",):
+            self.close()
+            raise ParseError(f"the PDF parser process did not start within {_STARTUP_TIMEOUT_S} s")
 
 
 class _Duplex(Connection):
@@ -115,6 +122,9 @@ def _serve(read_fd: int, write_fd: int, memory_bytes: int) -> None:
     logging.getLogger("pypdf").setLevel(logging.CRITICAL)
     warnings.filterwarnings("ignore")
     conn = _Duplex(read_fd, write_fd)
+    import pypdf  # noqa: F401  (loaded before "ready", so the first page's wait is all parsing)
+
+    conn.send(("ready",))
     while True:
         try:
             data = conn.recv_bytes()
