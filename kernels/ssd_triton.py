@@ -14,6 +14,10 @@ The scan is the chunked SSD algorithm in five launches, over chunks of Q tokens:
 
 Tokens past the end of the sequence are masked to dt = 0, x = B = C = 0, so any length works
 without padding copies. Everything is computed in fp32 whatever the input dtype.
+
+The decode step (`_ssd_step_kernel`) updates every head's state in one launch, with the D skip.
+The z gate is not applied here: Mamba-2 gates before its grouped norm, so `gated_rms_norm` applies
+it in the same pass as the norm.
 """
 
 import torch
