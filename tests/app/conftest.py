@@ -1,6 +1,8 @@
 """Fixtures for the Q&A and summary tests: one small contract and one small manual, ingested
 once per session (embedding is the slow part), and a PDF whose clauses sit on known pages."""
 
+import inspect
+
 import pytest
 
 from ingest import Store, ingest_paths
@@ -68,6 +70,18 @@ MANUAL = (
     "with a dry brush.\n"
     "5.2 Fault codes. Fault code E04 means the pump ran dry; check the water supply and restart.\n"
 )
+
+
+@pytest.hookimpl(hookwrapper=True, trylast=True)
+def pytest_pycollect_makeitem(collector, name, obj):
+    """The langchain-tests suites hold a few coroutine tests: mark those for pytest-asyncio (one
+    of their dependencies, in strict mode) before it sorts the collected items, and leave the
+    synchronous ones unmarked. Innermost wrapper (trylast), so this runs before its own."""
+    outcome = yield
+    if inspect.iscoroutinefunction(obj):
+        result = outcome.get_result()
+        for item in result if isinstance(result, list) else [result] if result else []:
+            item.add_marker(pytest.mark.asyncio)
 
 
 @pytest.fixture(scope="session")
