@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ingest.embed import get_embedder
-from ingest.errors import IngestError
+from ingest.errors import IngestError, StoreBusyError
 from ingest.parse import KINDS, check_size, kind_of, read_file
 from ingest.prepare import content_id, prepare_document
 from ingest.records import FileResult, IngestReport, Progress
@@ -66,6 +66,8 @@ class _Batch:
 
         try:
             outcome, result = self._one(source, read, stage)
+        except StoreBusyError:
+            raise  # the store, not this file: waiting again for every file would take forever
         except IngestError as error:
             self.report.failed.append((source, str(error)))
             stage("done", outcome="failed")

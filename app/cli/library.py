@@ -68,8 +68,11 @@ def run_ingest(args: argparse.Namespace) -> int:
     except IngestError as error:
         return _fail(error)
     started = time.monotonic()
-    with _ProgressBar(enabled=sys.stderr.isatty() and not args.json) as bar:
-        report = ingest_paths(args.paths, store, on_progress=bar.update, settings=settings)
+    try:
+        with _ProgressBar(enabled=sys.stderr.isatty() and not args.json) as bar:
+            report = ingest_paths(args.paths, store, on_progress=bar.update, settings=settings)
+    except IngestError as error:  # the store is busy: files done so far are stored
+        return _fail(error)
     for source, reason in report.failed:
         print(f"tome: error: {_shown(source)}: {reason}", file=sys.stderr)
     if args.json:
