@@ -323,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"# {torch.cuda.get_device_name(device)}, {args.dtype}, torch {torch.__version__}")
     elif dispatch._interpreting():
         device, sizes, repeat = torch.device("cpu"), TINY, args.repeat or 1
+        torch.set_num_threads(1)  # tiny ops: a second thread only adds OpenMP barriers
         print(f"# Triton interpreter on CPU: tiny shapes, times are not GPU times ({args.dtype})")
     else:
         print("kernels.bench: no CUDA device here, and the Triton kernels run only on GPUs. "

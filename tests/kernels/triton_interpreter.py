@@ -22,6 +22,7 @@ from types import SimpleNamespace
 from unittest import mock
 
 import pytest
+import torch
 
 FAMILIES = ("conv1d", "ssd", "norm", "moe")
 FLAG = {"TRITON_INTERPRET": "1"}
@@ -46,16 +47,24 @@ PROBLEM = _import_triton_for_the_interpreter()
 
 @contextlib.contextmanager
 def interpreter() -> Iterator[SimpleNamespace]:
-    """Yields the Triton modules by family (`.ssd`, `.conv1d`, ...), built for the interpreter."""
+    """Yields the Triton modules by family (`.ssd`, `.conv1d`, ...), built for the interpreter;
+    torch runs on one thread meanwhile."""
     if PROBLEM and PROBLEM.startswith("Triton is not installed"):
         pytest.skip(PROBLEM)
     if PROBLEM:
         pytest.fail(PROBLEM)
-    with mock.patch.dict(os.environ, FLAG):
-        modules = {}
-        for family in FAMILIES:
-            modules[family] = _import_interpreted(f"kernels.{family}_triton")
-        yield SimpleNamespace(**modules)
+    threads = torch.get_num_threads()
+    # Tiny shapes gain nothing from a second thread, and on a loaded machine OpenMP's barriers
+    # make each small torch op many times slower (see tests/inference/conftest.py).
+    torch.set_num_threads(1)
+    try:
+        with mock.patch.dict(os.environ, FLAG):
+            modules = {}
+            for family in FAMILIES:
+                modules[family] = _import_interpreted(f"kernels.{family}_triton")
+            yield SimpleNamespace(**modules)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _import_interpreted(name: str):
