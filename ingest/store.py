@@ -9,7 +9,6 @@ Layout of the folder (default `.tome/`):
 
 import json
 import re
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,13 +17,14 @@ import numpy as np
 
 from ingest.catalog import Catalog
 from ingest.errors import IngestError, UnknownDocumentError
-from ingest.keyword import KeywordIndex, keyword_tokens, term_counts
+from ingest.keyword import KeywordIndex, keyword_tokens
 from ingest.lock import StoreLock
 from ingest.prepare import PreparedDocument
 from ingest.records import DocInfo, FileResult, Hit, PageSpan, Passage, Removal, Section
 from ingest.settings import DEFAULT_STORE, IngestSettings
 from ingest.structure import section_key
 from ingest.vectors import vector_index
+from ingest.writer import Writer
 
 # Each ranking contributes this many candidates to the fusion (more than k: a chunk ranked 30th
 # by one method and 3rd by the other should still win).
@@ -57,7 +57,7 @@ class Store:
         self._keyword_generation = -1
         self._positions: dict[str, int] = {}
         self._doc_ranges: dict[str, tuple[int, int]] = {}
-        self._listeners: list[Callable[[Removal], None]] = []
+        self._writer = Writer(self._catalog, self._vectors, self._lock)
 
     def __enter__(self) -> "Store":
         return self
@@ -305,7 +305,7 @@ class Store:
             grouped.setdefault(doc, []).append(source)
         return {d: tuple(s) for d, s in grouped.items()}
 
-    # ---- writing ---------------------------------------------------------------------------
+    # ---- changes ---------------------------------------------------------------------------
 
     @property
     def generation(self) -> int:
@@ -322,7 +322,7 @@ class Store:
 
     def on_removal(self, callback: Callable[[Removal], None]) -> None:
         """Call `callback` after each removal this Store makes (delete, or a replaced file)."""
-        self._listeners.append(callback)
+        self._writer.listeners.append(callback)
 
     def stored(self, source: str, doc_id: str, settings_key: str) -> str:
         """What the store holds for this source and content: "unchanged" (this source, this
@@ -337,39 +337,23 @@ class Store:
 
     def add_source(self, source: str, doc_id: str) -> tuple[str, FileResult, list[Removal]]:
         """List `source` as another path of a stored document (identical content)."""
-        with self._writing() as removals:
-            others = self._sources().get(doc_id, ())
-            outcome = self._attach(source, doc_id, removals)
+        others = [s for s in self._writer.sources(doc_id) if s != source]
+        outcome, removals = self._writer.attach_source(source, doc_id)
         note = f"same content as {others[0]}" if others and outcome != "unchanged" else ""
         return outcome, self.file_result(source, doc_id, note), removals
 
     def put(self, doc: PreparedDocument, source: str) -> tuple[str, FileResult, list[Removal]]:
-        """Write a prepared document for `source`. The outcome is "added", "replaced" (the source
-        held other content, now removed unless another source shares it; or the same content
-        re-chunked under new settings) or "unchanged"."""
-        notes = list(doc.warnings)
-        with self._writing() as removals:
-            if self.stored(source, doc.doc_id, doc.settings_key) != "new":
-                others = [s for s in self._sources().get(doc.doc_id, ()) if s != source]
-                outcome = self._attach(source, doc.doc_id, removals)
-                notes += [f"same content as {others[0]}"] if others and outcome != "unchanged" else []
-            else:
-                rechunked = self._sources().get(doc.doc_id, ())
-                if self._catalog.query("SELECT 1 FROM documents WHERE doc_id = ?", (doc.doc_id,)):
-                    self._drop(doc.doc_id)  # stored under other chunker or embedder settings
-                self._write(doc, rechunked)
-                outcome = self._attach(source, doc.doc_id, removals)
-                if source in rechunked:
-                    outcome = "replaced"
-                    notes.append("re-chunked: the chunker or embedder settings changed")
-        return outcome, self.file_result(source, doc.doc_id, "; ".join(notes)), removals
+        """Write a prepared document for `source` (what `ingest_paths` does with each file). The
+        outcome is "added", "replaced" (the source held other content, now removed unless another
+        source shares it; or the same content re-chunked under new settings) or "unchanged"."""
+        outcome, removals, notes = self._writer.put(
+            doc, source, lambda: self.stored(source, doc.doc_id, doc.settings_key)
+        )
+        return outcome, self.file_result(source, doc.doc_id, "; ".join(list(doc.warnings) + notes)), removals
 
     def delete(self, doc_id: str) -> Removal:
         """Remove a document everywhere: vectors, keyword postings, text, every source."""
-        doc_id = self.resolve(doc_id)
-        with self._writing() as removals:
-            self._remove(doc_id, self._sources().get(doc_id, ()), removals)
-        return removals[0]
+        return self._writer.delete(self.resolve(doc_id))
 
     def verify(self) -> list[str]:
         """Consistency problems between the catalog and Chroma (empty when all is well)."""
@@ -391,129 +375,11 @@ class Store:
         problems.extend(f"source {s} points to no document" for s, in orphans)
         return problems
 
-    @contextmanager
-    def _writing(self) -> Iterator[list[Removal]]:
-        """The exclusive lock, a fresh view of Chroma, half-written documents repaired; yields a
-        list collecting removals, which listeners hear about after the lock is released."""
-        removals: list[Removal] = []
-        with self._vectors.lock, self._lock.exclusive():
-            with self._catalog.transaction() as db:
-                generation = Catalog.bump(db)  # other processes' Chroma views are now stale
-            if self._vectors.generation != generation - 1:
-                self._vectors.reopen()
-            self._vectors.generation = generation
-            self._repair()
-            yield removals
-        for removal in removals:
-            for listener in self._listeners:
-                listener(removal)
-
-    def _commit(self, db) -> None:
-        """Within a write transaction: bump the generation; our own Chroma view stays current."""
-        self._vectors.generation = Catalog.bump(db)
-
-    def _repair(self) -> None:
-        """Remove documents a killed process left pending or half-deleted."""
-        for doc_id, in self._catalog.query("SELECT doc_id FROM documents WHERE status != 'complete'"):
-            self._drop(doc_id)
-
-    def _drop(self, doc_id: str) -> None:
-        """Delete a document's vectors, then its rows; safe to repeat after a crash."""
-        with self._catalog.transaction() as db:
-            db.execute("UPDATE documents SET status = 'deleting' WHERE doc_id = ?", (doc_id,))
-            self._commit(db)
-        self._vectors.delete_document(doc_id)
-        with self._catalog.transaction() as db:
-            self._catalog.remove_rows(db, doc_id)
-            self._commit(db)
-
-    def _remove(self, doc_id: str, sources: tuple[str, ...], removals: list[Removal]) -> None:
-        """Drop a complete document and record its removal for caches keyed by it."""
-        with self._catalog.transaction() as db:
-            sha, title = db.execute("SELECT sha256, title FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
-            self._commit(db)
-            removal = Removal(doc_id, sha, tuple(sources), title, self._vectors.generation)
-            db.execute(
-                "INSERT INTO removals VALUES (?, ?, ?, ?, ?)",
-                (removal.generation, doc_id, sha, json.dumps(list(sources)), title),
-            )
-        removals.append(removal)
-        self._drop(doc_id)
-
-    def _attach(self, source: str, doc_id: str, removals: list[Removal]) -> str:
-        """Make `source` name `doc_id`; the document it named before goes if nothing else names it."""
-        previous = self._catalog.query("SELECT doc_id FROM sources WHERE source = ?", (source,))
-        previous_doc = previous[0][0] if previous else None
-        if previous_doc == doc_id:
-            return "unchanged"
-        with self._catalog.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO sources VALUES (?, ?, ?)", (source, doc_id, time.time()))
-            self._commit(db)
-        if previous_doc is None:
-            return "added"
-        if not self._catalog.query("SELECT 1 FROM sources WHERE doc_id = ?", (previous_doc,)):
-            self._remove(previous_doc, (source,), removals)
-        return "replaced"
-
-    def _write(self, doc: PreparedDocument, sources: tuple[str, ...]) -> None:
-        """Pending rows, then vectors, then the flip to complete (with `sources` re-attached)."""
-        self._write_pending(doc)
-        self._vectors.upsert(
-            [_chunk_id(doc.doc_id, c.index) for c in doc.chunks], doc.vectors,
-            [{"doc_id": doc.doc_id, "index": c.index, "page_first": c.pages[0], "page_last": c.pages[1],
-              "section": c.section[:500]} for c in doc.chunks],
-            [c.text for c in doc.chunks],
-        )
-        with self._catalog.transaction() as db:
-            db.execute("UPDATE documents SET status = 'complete' WHERE doc_id = ?", (doc.doc_id,))
-            db.executemany(
-                "INSERT OR REPLACE INTO sources VALUES (?, ?, ?)", [(s, doc.doc_id, time.time()) for s in sources]
-            )
-            self._commit(db)
-
-    def _write_pending(self, doc: PreparedDocument) -> None:
-        counts = [term_counts(c.embed_text) for c in doc.chunks]
-        with self._catalog.transaction() as db:
-            db.execute(
-                "INSERT INTO documents VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (doc.doc_id, doc.sha256, doc.kind, doc.title, len(doc.pages), len(doc.chunks), doc.size,
-                 doc.settings_key, json.dumps(list(doc.ocr_pages)), time.time(), doc.text),
-            )
-            db.executemany(
-                "INSERT INTO pages VALUES (?, ?, ?, ?, ?)",
-                [(doc.doc_id, p.number, p.label, p.start, p.end) for p in doc.pages],
-            )
-            vocabulary = sorted({t for c in counts for t in c})
-            ids = dict(zip(vocabulary, self._catalog.term_ids(db, vocabulary)))
-            db.executemany(
-                "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (_chunk_id(doc.doc_id, c.index), doc.doc_id, c.index, c.start, c.end, c.pages[0], c.pages[1],
-                     c.section, c.text, np.array([ids[t] for t in cnt], dtype=np.int32).tobytes(),
-                     np.array(list(cnt.values()), dtype=np.int32).tobytes(), sum(cnt.values()))
-                    for c, cnt in zip(doc.chunks, counts)
-                ],
-            )
-            db.executemany(
-                "INSERT INTO sections VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(doc.doc_id, i, h.kind, h.number, h.key, h.title, h.path, h.level, h.start, h.end)
-                 for i, h in enumerate(doc.headings)],
-            )
-            db.executemany(
-                "INSERT INTO definitions VALUES (?, ?, ?, ?, ?, ?)",
-                [(doc.doc_id, d.term, d.term.lower(), d.kind, d.start, d.end) for d in doc.definitions],
-            )
-            self._commit(db)
-
     def file_result(self, source: str, doc_id: str, note: str = "") -> FileResult:
         title, pages, chunks = self._catalog.query(
             "SELECT title, pages, chunks FROM documents WHERE doc_id = ?", (doc_id,)
         )[0]
         return FileResult(source=source, doc_id=doc_id, title=title, pages=pages, chunks=chunks, note=note)
-
-
-def _chunk_id(doc_id: str, index: int) -> str:
-    return f"{doc_id}:{index:05d}"
 
 
 def _page_range(spans: list[PageSpan], start: int, end: int) -> tuple[int, int]:

@@ -79,8 +79,8 @@ def test_a_half_written_document_is_repaired_by_the_next_writer(tmp_path):
         from ingest.embed import get_embedder
 
         doc = prepare_document("a.txt", text.encode(), parser, get_embedder(), store.settings)
-        with store._writing():  # what a killed writer leaves: pending rows and some vectors
-            store._write_pending(doc)
+        with store._writer.writing():  # what a killed writer leaves: pending rows and some vectors
+            store._writer._write_pending(doc)
             store._vectors.upsert([f"{doc.doc_id}:00000"], doc.vectors[:1], [{"doc_id": doc.doc_id}], ["x"])
         assert store.documents() == [] and store.verify() != []
     with Store(path) as store:
