@@ -26,6 +26,9 @@ TYPE_BONUS = 0.08
 MAX_QUOTE = 420
 # Windows over which term rarity is counted: about a clause.
 _WINDOW = 1500
+# Empty windows added to every count, so that in a one-page document a word it uses still
+# counts as rarer than nothing: without them every present word would weigh next to zero.
+_PSEUDO_WINDOWS = 10
 
 _MONTH = r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?"
 DATE = re.compile(
@@ -94,6 +97,7 @@ def sentences(sources: list[Source]) -> list[Sentence]:
     for index, source in enumerate(sources):
         cuts = [0, *boundaries(source.text), len(source.text)]
         for lo, hi in zip(cuts, cuts[1:]):
+            lo = _after_headings(source.text, lo, hi)
             piece = source.text[lo:hi]
             lo += len(piece) - len(piece.lstrip())
             hi -= len(piece) - len(piece.rstrip())
@@ -104,6 +108,17 @@ def sentences(sources: list[Source]) -> list[Sentence]:
             seen.add(key)
             found.append(Sentence(index, source.doc_id, source.start + lo, source.start + hi, text))
     return found
+
+
+def _after_headings(text: str, lo: int, hi: int) -> int:
+    """Where a sentence starts once heading lines glued before it ("1 ABOUT THIS MANUAL\n")
+    are skipped: short lines that end without punctuation."""
+    while True:
+        newline = text.find("\n", lo, hi)
+        line = text[lo:newline].strip()
+        if newline == -1 or not line or len(line.split()) > 10 or line[-1] in ".:;,)" or not text[newline:hi].strip():
+            return lo
+        lo = newline + 1
 
 
 def _quotable(text: str) -> bool:
@@ -129,7 +144,7 @@ class TermWeights:
 
     def idf(self, terms: set[str], doc_ids: list[str]) -> dict[str, float]:
         windows = [w for d in dict.fromkeys(doc_ids) for w in self._windows[d]]
-        n = len(windows)
+        n = len(windows) + _PSEUDO_WINDOWS
         return {t: math.log((n + 1) / (sum(t in w for w in windows) + 0.5)) for t in terms}
 
 

@@ -79,7 +79,7 @@ CONTRACT_FIELDS = (
     ("Termination rights", "When may a party terminate the agreement?",
      ("may terminate this agreement for convenience upon written notice",
       "terminate for material breach not cured")),
-    ("Liability caps and indemnities", "What limits liability and who indemnifies whom?",
+    ("Liability caps and indemnities", "What is the cap on liability and which indemnities apply?",
      ("aggregate liability shall not exceed", "shall indemnify defend and hold harmless")),
     ("Confidentiality", "What confidentiality obligations apply?",
      ("shall keep confidential information of the disclosing party",)),
@@ -107,16 +107,10 @@ NOTABLE_CLAUSES = (
 )
 
 MANUAL_FIELDS = (
-    ("Purpose", "What is this manual for and what product does it describe?",
+    ("Purpose", "What does this manual describe?",
      ("this manual describes intended use scope", "about this manual purpose")),
     ("Key procedures", "What are the main installation, operation and maintenance procedures?",
      ("procedure steps installation start-up commissioning", "maintenance schedule inspection")),
     ("Safety warnings", "What are the safety warnings?",
      ("WARNING hazard risk of electric shock death injury", "CAUTION damage to equipment")),
-)
-
-SUMMARY_SYSTEM = (
-    "You summarise one section of a contract or manual for a reader who will not read it. Use "
-    "only the documents; cite each fact with its document number in square brackets; quote exact "
-    f"amounts, dates and periods. If the documents do not say, reply exactly: {NOT_FOUND}"
 )

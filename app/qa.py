@@ -22,7 +22,7 @@ from app.citations import Citer
 from app.context import Expander, Source, retrieved
 from app.errors import AppError
 from app.evidence import TermWeights, is_yes_no
-from app.extractive import SUPPORT_MIN, Extractor
+from app.extractive import Extractor, support_threshold
 from app.prompts import NOT_COVERED
 from app.rewrite import ROLE_PAIRS, rewrite_rules, rewrite_with_model
 from ingest import IngestError, Store
@@ -31,9 +31,9 @@ MODES = ("auto", "retrieval", "whole")
 # Chunks retrieved per question: enough for an answer spread over two clauses plus the
 # neighbours that share a sentence, few enough for a small model's context.
 RETRIEVE_K = 6
-# With a model, passages are withheld (and "not covered" answered) only below this support:
-# the model judges relevance itself, so only clearly unrelated passages are filtered out.
-MODEL_SUPPORT_MIN = SUPPORT_MIN - 0.1
+# With a model, "not covered" is answered without asking it only this far below the extractive
+# threshold: the model judges relevance itself, so only clearly unrelated passages are withheld.
+MODEL_SUPPORT_SLACK = 0.1
 
 
 class Assistant:
@@ -62,12 +62,7 @@ class Assistant:
         standalone = self.standalone(question, turns, doc_id)
         used, notes = self._mode(mode)
         sources = self.sources(standalone, doc_id)
-        if self.llm is None:
-            draft = self.extractor.answer(standalone, sources)
-            for line in draft.text.splitlines(keepends=True):
-                yield line
-        else:
-            draft = yield from self._generate(standalone, turns, sources)
+        draft = yield from self.compose(standalone, sources, turns)
         yield Answer(question, standalone, draft.text, draft.citations, used, draft.covered, draft.verdict,
                      draft.warnings, tuple(notes))
 
@@ -96,11 +91,20 @@ class Assistant:
         found = retrieved(hits)
         return found + self.expander.expand(question, found)
 
+    def compose(self, question: str, sources: list[Source], turns: Sequence[tuple[str, str]] = ()):
+        """Yields the answer's text in pieces and returns its Draft (a generator's return value)."""
+        if self.llm is None:
+            draft = self.extractor.answer(question, sources)
+            for line in draft.text.splitlines(keepends=True):
+                yield line
+            return draft
+        return (yield from self._generate(question, turns, sources))
+
     def _generate(self, question: str, turns, sources: list[Source]):
         from app import generated
 
         ranked = self.extractor.ranked(question, sources)
-        if not ranked or ranked[0].support < MODEL_SUPPORT_MIN:
+        if not ranked or ranked[0].support < support_threshold(question) - MODEL_SUPPORT_SLACK:
             draft = Draft(NOT_COVERED, (), covered=False, verdict="no" if is_yes_no(question) else "")
             yield draft.text
             return draft
