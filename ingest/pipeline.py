@@ -3,12 +3,13 @@ costs one line in `failed`; the rest of the batch goes on and the store stays co
 
 import os
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from ingest.embed import get_embedder
 from ingest.errors import IngestError, StoreBusyError
-from ingest.parse import KINDS, check_size, kind_of, read_file
-from ingest.prepare import content_id, prepare_document
+from ingest.parse import KINDS, ParsedDocument, check_size, kind_of, parse_text, read_file
+from ingest.prepare import build_document, content_id
 from ingest.records import FileResult, IngestReport, Progress
 from ingest.settings import IngestSettings
 from ingest.store import Store
@@ -27,8 +28,7 @@ def ingest_paths(
     files, report = _expand(paths)
     batch = _Batch(store, settings or store.settings, on_progress, report, len(files))
     with batch.parser:
-        for index, path in enumerate(files):
-            batch.run(index, str(path), lambda p=path: read_file(p, batch.settings))
+        batch.run([(str(path), lambda p=path: read_file(p, batch.settings)) for path in files])
     return report
 
 
@@ -48,7 +48,7 @@ def ingest_bytes(
         return data
 
     with batch.parser:
-        batch.run(0, name, read)
+        batch.run([(name, read)])
     return report
 
 
@@ -60,36 +60,79 @@ class _Batch:
         self.parser = PdfParser(settings)
         self.embedder = get_embedder()
 
-    def run(self, index: int, source: str, read: Callable[[], bytes]) -> None:
-        def stage(name: str, pages: int = 0, chunks: int = 0, outcome: str = "") -> None:
-            self.on_progress(Progress(source, name, index, self.count, pages, chunks, outcome))
+    def run(self, files: list[tuple[str, Callable[[], bytes]]]) -> None:
+        """Each file in turn; the next PDF is parsed (in the parser process) while this one is
+        chunked and embedded."""
+        upcoming = self._open(0, files)
+        for index in range(len(files)):
+            current, upcoming = upcoming, None
+            try:
+                parsed = self._parsed(current)
+                upcoming = self._open(index + 1, files)
+                outcome, result = self._finish(current, parsed)
+            except StoreBusyError:
+                raise  # the store, not this file: waiting again for every file would take forever
+            except IngestError as error:
+                self.report.failed.append((current.source, str(error)))
+                current.stage("done", outcome="failed")
+            else:
+                getattr(self.report, outcome).append(result)
+                current.stage("done", result.pages, result.chunks, outcome)
+            if upcoming is None:
+                upcoming = self._open(index + 1, files)
 
+    def _open(self, index: int, files: list) -> "_File | None":
+        """Read and check a file; start parsing it when it is a new PDF."""
+        if index >= len(files):
+            return None
+        source, read = files[index]
+        file = _File(source, lambda name, pages=0, chunks=0, outcome="": self.on_progress(
+            Progress(source, name, index, self.count, pages, chunks, outcome)))
         try:
-            outcome, result = self._one(source, read, stage)
-        except StoreBusyError:
-            raise  # the store, not this file: waiting again for every file would take forever
+            file.data = read()
+            file.kind = kind_of(source)
+            file.doc_id, _ = content_id(file.data)
+            file.state = self.store.stored(source, file.doc_id, self.settings.key(self.embedder.identity))
+            if file.state == "new" and file.kind == "pdf":
+                self.parser.submit(file.data)
+                file.submitted = True
         except IngestError as error:
-            self.report.failed.append((source, str(error)))
-            stage("done", outcome="failed")
-            return
-        getattr(self.report, outcome).append(result)
-        stage("done", result.pages, result.chunks, outcome)
+            file.error = error
+        return file
 
-    def _one(self, source: str, read: Callable[[], bytes], stage) -> tuple[str, FileResult]:
-        data = read()
-        doc_id, _ = content_id(data)
-        key = self.settings.key(self.embedder.identity)
-        state = self.store.stored(source, doc_id, key)
-        if state == "unchanged":
-            return "unchanged", self.store.file_result(source, doc_id)
-        if state == "elsewhere":
-            outcome, result, removals = self.store.add_source(source, doc_id)
+    def _parsed(self, file: "_File") -> ParsedDocument | None:
+        if file.error is not None:
+            raise file.error
+        if file.state != "new":
+            return None
+        file.stage("parse")
+        if file.submitted:
+            return self.parser.result(lambda i, n: file.stage("parse", i + 1))
+        return parse_text(file.kind, file.data)
+
+    def _finish(self, file: "_File", parsed: ParsedDocument | None) -> tuple[str, FileResult]:
+        if file.state == "unchanged":
+            return "unchanged", self.store.file_result(file.source, file.doc_id)
+        if file.state == "elsewhere":
+            outcome, result, removals = self.store.add_source(file.source, file.doc_id)
         else:
-            doc = prepare_document(source, data, self.parser, self.embedder, self.settings, stage)
-            stage("index", len(doc.pages), len(doc.chunks))
-            outcome, result, removals = self.store.put(doc, source)
+            doc = build_document(file.source, file.data, parsed, self.embedder, self.settings, file.stage)
+            file.stage("index", len(doc.pages), len(doc.chunks))
+            outcome, result, removals = self.store.put(doc, file.source)
         self.report.removed.extend(removals)
         return outcome, result
+
+
+@dataclass
+class _File:
+    source: str
+    stage: Callable[..., None]
+    data: bytes = b""
+    kind: str = ""
+    doc_id: str = ""
+    state: str = ""
+    submitted: bool = False
+    error: IngestError | None = None
 
 
 def _expand(paths: Iterable[str | Path]) -> tuple[list[Path], IngestReport]:

@@ -62,12 +62,19 @@ def prepare_document(
     on_stage: Callable[[str, int, int], None] = lambda stage, pages, chunks: None,
 ) -> PreparedDocument:
     """Everything the store needs for one file; a ParseError says why there is nothing to store."""
-    kind = kind_of(name)
     on_stage("parse", 0, 0)
-    if kind == "pdf":
+    if kind_of(name) == "pdf":
         parsed = parser.parse(data, lambda i, n: on_stage("parse", i + 1, 0))
     else:
-        parsed = parse_text(kind, data)
+        parsed = parse_text(kind_of(name), data)
+    return build_document(name, data, parsed, embedder, settings, on_stage)
+
+
+def build_document(
+    name: str, data: bytes, parsed: ParsedDocument, embedder: Embedder, settings: IngestSettings,
+    on_stage: Callable[[str, int, int], None] = lambda stage, pages, chunks: None,
+) -> PreparedDocument:
+    """A parsed file cleaned, outlined, chunked and embedded."""
     clean = clean_pages(parsed.pages)
     ocr_pages = _pages_needing_ocr(parsed, clean.pages)
     if not clean.text.strip():
@@ -83,7 +90,7 @@ def prepare_document(
     doc_id, sha = content_id(data)
     warnings = parsed.warnings + ((_ocr_warning(ocr_pages),) if ocr_pages else ())
     return PreparedDocument(
-        doc_id=doc_id, sha256=sha, kind=kind, title=title, size=len(data), text=clean.text,
+        doc_id=doc_id, sha256=sha, kind=parsed.kind, title=title, size=len(data), text=clean.text,
         pages=clean.pages, headings=headings, definitions=find_definitions(clean.text, [h.start for h in headings]),
         chunks=chunks, vectors=vectors, ocr_pages=ocr_pages, warnings=warnings,
         settings_key=settings.key(embedder.identity),

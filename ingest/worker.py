@@ -31,10 +31,23 @@ class PdfParser:
         self._conn: Connection | None = None
 
     def parse(self, data: bytes, on_page: Callable[[int, int], None] = lambda i, n: None) -> ParsedDocument:
+        self.submit(data)
+        return self.result(on_page)
+
+    def submit(self, data: bytes) -> None:
+        """Start parsing a PDF in the child and return at once (one file at a time): the caller
+        embeds the previous file meanwhile."""
         self._start()
-        page, count = 0, 0
         try:
             self._conn.send_bytes(data)
+        except OSError:
+            self._crashed()
+
+    def result(self, on_page: Callable[[int, int], None] = lambda i, n: None) -> ParsedDocument:
+        """The submitted file's pages; `on_page(i, n)` for each page reported. The wait is per
+        page: `page_timeout_s` without a report and the child is killed."""
+        page, count = 0, 0
+        try:
             while True:
                 if not self._conn.poll(self._settings.page_timeout_s):
                     self.close()
@@ -52,9 +65,12 @@ class PdfParser:
                 else:
                     raise ParseError(message[1])
         except (EOFError, OSError):
-            code = self._process.poll() if self._process else None
-            self.close()
-            raise ParseError(f"the PDF parser crashed on this file (exit status {code})") from None
+            self._crashed()
+
+    def _crashed(self) -> None:
+        code = self._process.poll() if self._process else None
+        self.close()
+        raise ParseError(f"the PDF parser crashed on this file (exit status {code})") from None
 
     def close(self) -> None:
         if self._process is not None:
