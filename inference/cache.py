@@ -66,6 +66,13 @@ class Growable:
             twin._reserve(self.length + headroom)
         return twin
 
+    def empty_twin(self, capacity: int = 0) -> "Growable":
+        """An empty Growable of the same layout, with room for `capacity` entries."""
+        twin = Growable(self._storage.narrow(self._dim, 0, 0), self._dim)
+        if capacity:
+            twin._reserve(capacity)
+        return twin
+
 
 @dataclasses.dataclass
 class MambaState:
@@ -74,10 +81,16 @@ class MambaState:
 
 
 class KVState:
-    """Keys and values of one attention layer: [batch, kv_heads, tokens, head_dim] each."""
+    """Keys and values of one attention layer: [batch, kv_heads, tokens, head_dim] each.
 
-    def __init__(self, keys: Growable, values: Growable):
-        self.keys, self.values = keys, values
+    Held as segments: first read-only ones shared with the state this one was forked from (the
+    questions that continue a document state never duplicate the document's K/V), then this
+    layer's own positions in growable storage. Earlier positions are never written again, so a
+    shared segment stays valid however the state it came from grows.
+    """
+
+    def __init__(self, keys: Growable, values: Growable, shared: tuple[tuple[torch.Tensor, torch.Tensor], ...] = ()):
+        self.keys, self.values, self.shared = keys, values, shared
 
     @classmethod
     def empty(cls, batch: int, kv_heads: int, head_dim: int, dtype: torch.dtype, device) -> "KVState":
@@ -86,9 +99,30 @@ class KVState:
 
         return cls(growable(), growable())
 
-    def append(self, keys: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Add this step's keys/values; returns all keys and values so far."""
-        return self.keys.append(keys), self.values.append(values)
+    @property
+    def length(self) -> int:
+        return sum(k.shape[2] for k, _ in self.shared) + self.keys.length
+
+    def append(self, keys: torch.Tensor, values: torch.Tensor) -> None:
+        """Add this call's keys/values after everything so far."""
+        self.keys.append(keys)
+        self.values.append(values)
+
+    def segments(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(keys, values) views covering every position so far, in order."""
+        own = [(self.keys.view(), self.values.view())] if self.keys.length else []
+        return [*self.shared, *own]
+
+    def joined(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """All keys and all values as two tensors (a copy when there is more than one segment)."""
+        parts = self.segments() or [(self.keys.view(), self.values.view())]
+        if len(parts) == 1:
+            return parts[0]
+        return torch.cat([k for k, _ in parts], dim=2), torch.cat([v for _, v in parts], dim=2)
+
+    def fork(self, headroom: int = 0) -> "KVState":
+        """A continuation sharing every position so far, with room for `headroom` new ones."""
+        return KVState(self.keys.empty_twin(headroom), self.values.empty_twin(headroom), tuple(self.segments()))
 
 
 LayerState = MambaState | KVState
@@ -101,6 +135,7 @@ class HybridCache:
                  valid: Growable | None, model_id: str, dtype: torch.dtype):
         self.config, self.layers, self.model_id, self.dtype = config, layers, model_id, dtype
         self._token_ids, self._valid = token_ids, valid
+        self._bias = None if valid is None else _bias_of(valid, dtype)
 
     @classmethod
     def empty(cls, config: HybridConfig, batch_size: int, dtype: torch.dtype, device, model_id: str) -> "HybridCache":
@@ -136,23 +171,33 @@ class HybridCache:
         """[batch, length] True where a position is a real token; None when none is padding."""
         return None if self._valid is None else self._valid.view()
 
+    @property
+    def key_bias(self) -> torch.Tensor | None:
+        """[batch, length] 0 at real tokens and -inf at padding, in the cache dtype (what attention
+        adds to its scores; kept beside the mask so a padded batch never rebuilds it per step)."""
+        return None if self._bias is None else self._bias.view()
+
     def record(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> None:
-        """Note the ids of a forward call (the model calls this after its layers ran)."""
+        """Note the ids of a forward call and which of them are padding (the model calls this first)."""
         if attention_mask is not None and self._valid is None and not bool(attention_mask.all()):
             past = torch.ones(self.batch_size, self.length, dtype=torch.bool, device=input_ids.device)
             self._valid = Growable(past, dim=1)
             self._valid.length = self.length
+            self._bias = _bias_of(self._valid, self.dtype)
         if self._valid is not None:
             new = torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
             self._valid.append(new)
+            self._bias.append(_additive(new, self.dtype))
         self._token_ids.append(input_ids)
 
     def copy(self, headroom: int = 0) -> "HybridCache":
-        """An independent copy (generation from a saved state must leave the state untouched)."""
+        """An independent continuation: generation from a saved state leaves the state untouched.
+
+        The Mamba states are copied (they are overwritten in place); the attention K/V so far is
+        shared read-only (see KVState), so forking a long document state costs no K/V memory.
+        """
         layers = [
-            MambaState(state.conv.clone(), state.ssm.clone())
-            if isinstance(state, MambaState)
-            else KVState(state.keys.copy(headroom), state.values.copy(headroom))
+            MambaState(state.conv.clone(), state.ssm.clone()) if isinstance(state, MambaState) else state.fork(headroom)
             for state in self.layers
         ]
         valid = None if self._valid is None else self._valid.copy(headroom)
@@ -160,10 +205,10 @@ class HybridCache:
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by the states (the used part of the key/value storage)."""
+        """Bytes of the states (the used part of the key/value storage, shared segments included)."""
         total = 0
         for state in self.layers:
-            tensors = (state.conv, state.ssm) if isinstance(state, MambaState) else (state.keys.view(), state.values.view())
+            tensors = (state.conv, state.ssm) if isinstance(state, MambaState) else sum(state.segments(), ())
             total += sum(t.numel() * t.element_size() for t in tensors)
         return total
 
@@ -176,8 +221,8 @@ class HybridCache:
                 tensors[f"layers.{i}.conv_state"] = state.conv.contiguous()
                 tensors[f"layers.{i}.ssm_state"] = state.ssm.contiguous()
             else:
-                tensors[f"layers.{i}.keys"] = state.keys.view().contiguous()
-                tensors[f"layers.{i}.values"] = state.values.view().contiguous()
+                keys, values = state.joined()
+                tensors[f"layers.{i}.keys"], tensors[f"layers.{i}.values"] = keys.contiguous(), values.contiguous()
         save_file({name: t.cpu() for name, t in tensors.items()}, str(path), metadata=self._metadata())
 
     def _metadata(self) -> dict[str, str]:
@@ -237,6 +282,16 @@ class HybridCache:
             valid = Growable(_tensor(path, tensors, "attention_mask", tuple(ids.shape), torch.bool), dim=1)
             valid.length = tokens
         return cls(config, layers, token_ids, valid, model_id, dtype)
+
+
+def _additive(valid: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return torch.zeros(valid.shape, dtype=dtype, device=valid.device).masked_fill_(~valid, -torch.inf)
+
+
+def _bias_of(valid: Growable, dtype: torch.dtype) -> Growable:
+    bias = Growable(_additive(valid.view(), dtype), dim=1)
+    bias.length = valid.length
+    return bias
 
 
 def _tensor(path: Path, tensors: dict[str, torch.Tensor], name: str, shape, dtype) -> torch.Tensor:

@@ -5,13 +5,19 @@
                         temperature=0.0, state=None)       # also top_p, top_k, repetition_penalty, seed
     for text in stream: ...                                  # never half a UTF-8 character
     stream.result                                            # GenerationResult, after exhaustion
+    with gen.stream(...) as stream: ...                      # leaving early (or stream.close()) ends
+                                                             # it: result.finish_reason "cancelled"
 
 Prompts are encoded with control tokens in user content kept as plain text (see
 `Tokenizer.render_chat(sanitize=True)`). A batch of prompts (`generate_batch`) is one left-padded,
 masked forward per step. `state` is a cache that already holds a prefix of the prompt (e.g. the
 system turn with a document, made by `prefill` from `render_chat(..., sanitize=True)` text): only
 the rest of the prompt is processed, after checking that the prompt really starts with the cached
-tokens. The state itself is never modified.
+tokens. The state itself is never modified, and its attention K/V is shared, not copied.
+
+A prompt longer than the model's `prefill_chunk` is read in pieces (memory does not grow with the
+length beyond the KV cache); from LONG_PREFILL tokens on a progress bar shows on stderr, or the
+`progress(done, total)` callable given to the Generator is called instead (False: none).
 """
 
 import dataclasses
@@ -24,10 +30,11 @@ from inference.cache import HybridCache
 from inference.config import HybridConfig
 from inference.errors import CacheMismatchError, InferenceError, PromptTooLongError
 from inference.model import HybridModel
+from inference.progress import LONG_PREFILL, ProgressBar
 from inference.sampling import Sampling, next_tokens
 from inference.tokenizer import IncrementalDecoder, Tokenizer
 
-FINISH_REASONS = ("eos", "stop", "length")
+FINISH_REASONS = ("eos", "stop", "length", "cancelled")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,7 +42,7 @@ class GenerationResult:
     text: str  # the completion, without the EOS token and without the stop string
     prompt_tokens: int
     completion_tokens: int  # tokens generated, the EOS or stop-completing token included
-    finish_reason: str  # "eos" | "stop" | "length"
+    finish_reason: str  # "eos" | "stop" | "length" | "cancelled" (closed before the end)
     token_ids: tuple[int, ...] = ()  # the generated ids
     cached_tokens: int = 0  # prompt tokens taken from `state` rather than processed
     prefill_seconds: float = 0.0
@@ -64,7 +71,11 @@ class Options:
 
 
 class GenerationStream:
-    """Iterate for the text pieces; `result` is set once the iteration is over."""
+    """Iterate for the text pieces; `result` is set once the iteration is over or the stream closed.
+
+    Closing the stream early (`close()`, or leaving a `with` block) stops the generation; `result`
+    then holds what was streamed so far with finish_reason "cancelled".
+    """
 
     def __init__(self, run: "_Run"):
         self._run, self._pieces = run, run.stream()
@@ -72,16 +83,28 @@ class GenerationStream:
     def __iter__(self) -> Iterator[str]:
         return self._pieces
 
+    def __enter__(self) -> "GenerationStream":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._pieces.close()
+        self._run.cancel()
+
     @property
     def result(self) -> GenerationResult:
         if self._run.results is None:
-            raise InferenceError("the generation has not finished: iterate the stream to the end first")
+            raise InferenceError("the generation has not finished: iterate the stream to the end or close() it first")
         return self._run.results[0]
 
 
 class Generator:
-    def __init__(self, model: HybridModel, tokenizer: Tokenizer):
-        self.model, self.tokenizer = model, tokenizer
+    def __init__(self, model: HybridModel, tokenizer: Tokenizer, progress=None):
+        """progress: None shows a bar on stderr for long prompts; a callable(done, total) gets the
+        updates instead (e.g. a UI's own bar); False shows nothing."""
+        self.model, self.tokenizer, self.progress = model, tokenizer, progress
         config = model.config
         self.eos_token_ids = frozenset(config.eos_token_ids) | ({tokenizer.eos_token_id} - {None})
         self.pad_token_id = next(i for i in (config.pad_token_id, tokenizer.pad_token_id, min(self.eos_token_ids))
@@ -127,8 +150,15 @@ class Generator:
         ids = list(prompt_ids)
         _check_prompt(ids, self.model.config)
         cache = self.model.new_cache(batch_size=1)
-        self.model(torch.tensor([ids], device=self.model.device), cache=cache, last_only=True)
+        self.model(torch.tensor([ids], device=self.model.device), cache=cache, last_only=True,
+                   progress=self.progress_for(len(ids)))
         return cache
+
+    def progress_for(self, tokens: int):
+        """What reports the progress of reading `tokens` prompt tokens (None: nothing)."""
+        if self.progress is False or (self.progress is None and tokens < LONG_PREFILL):
+            return None
+        return self.progress if callable(self.progress) else ProgressBar()
 
 
 class _Row:
@@ -149,6 +179,11 @@ class _Row:
             return self._emit(len(self.text))
         self.scanned = len(self.text)
         return self._emit(len(self.text) - self._held_back())
+
+    def cancel(self) -> None:
+        """Stop where the stream stopped: the text is what was emitted, nothing held back."""
+        if self.finish is None:
+            self.text, self.finish = self.text[: self.emitted], "cancelled"
 
     def end(self, reason: str) -> str:
         out = self.accept(self.decoder.flush())
@@ -185,14 +220,30 @@ class _Run:
         if state is not None:
             _check_state(state, prompts, self.model)
         self.max_new = min(options.max_new_tokens, budget - max(len(p) for p in prompts))
+        self.rows = [_Row(generator.tokenizer.decoder(), options.stop) for _ in prompts]
+        self.started = self.prefilled = None
         self.results: list[GenerationResult] | None = None
 
     def stream(self) -> Iterator[str]:
-        rows = [_Row(self.gen.tokenizer.decoder(), self.options.stop) for _ in self.prompts]
+        try:
+            yield from self._generate()
+        except GeneratorExit:
+            self.cancel()
+            raise
+
+    def cancel(self) -> None:
+        """End early: each unfinished row keeps the text already streamed, finish "cancelled"."""
+        if self.results is None:
+            for row in self.rows:
+                row.cancel()
+            self._finish()
+
+    def _generate(self) -> Iterator[str]:
+        rows = self.rows
         rng = self.options.sampling.generator(self.model.device)
-        started = time.perf_counter()
+        self.started = time.perf_counter()
         cache, logits = self._prefill()
-        prefilled = time.perf_counter()
+        self.prefilled = time.perf_counter()
         for step in range(self.max_new):
             tokens = next_tokens(logits, cache.token_ids, cache.attention_mask, self.options.sampling, rng).tolist()
             pieces = [self._advance(row, token) for row, token in zip(rows, tokens)]
@@ -205,9 +256,14 @@ class _Run:
         tails = [row.end("length") if row.finish is None else "" for row in rows]
         if tails[0]:
             yield tails[0]
-        finished = time.perf_counter()
-        self.results = [self._result(row, prompt, prefilled - started, finished - prefilled)
-                        for row, prompt in zip(rows, self.prompts)]
+        self._finish()
+
+    def _finish(self) -> None:
+        now = time.perf_counter()
+        started = self.started or now
+        prefilled = self.prefilled or now
+        self.results = [self._result(row, prompt, prefilled - started, now - prefilled)
+                        for row, prompt in zip(self.rows, self.prompts)]
 
     def _advance(self, row: _Row, token: int) -> str:
         if row.finish is not None:
@@ -222,12 +278,13 @@ class _Run:
         if self.state is not None:
             cache = self.state.copy(headroom=len(self.prompts[0]) - cached + self.max_new)
             ids = torch.tensor([self.prompts[0][cached:]], device=device)
-            return cache, self.model(ids, cache=cache, last_only=True)
+            return cache, self.model(ids, cache=cache, last_only=True, progress=self.gen.progress_for(ids.shape[1]))
         width = max(len(p) for p in self.prompts)
         ids = torch.tensor([[self.gen.pad_token_id] * (width - len(p)) + p for p in self.prompts], device=device)
         mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in self.prompts], device=device)
         cache = self.model.new_cache(batch_size=len(self.prompts))
-        return cache, self.model(ids, cache=cache, last_only=True, attention_mask=mask)
+        return cache, self.model(ids, cache=cache, last_only=True, attention_mask=mask,
+                                 progress=self.gen.progress_for(width))
 
     def _cached_tokens(self) -> int:
         return 0 if self.state is None else self.state.length

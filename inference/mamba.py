@@ -13,7 +13,7 @@ from torch import nn
 import kernels
 from inference.cache import MambaState
 from inference.config import HybridConfig
-from inference.layers import Weight
+from inference.layers import Linear, Weight
 
 
 class Mamba2Mixer(nn.Module):
@@ -25,14 +25,14 @@ class Mamba2Mixer(nn.Module):
         self.d_inner, self.conv_dim = config.mamba_d_inner, config.mamba_conv_dim
         self.chunk_size, self.eps = config.mamba_chunk_size, config.rms_norm_eps
         self.time_step_limit = config.time_step_limit
-        self.in_proj = nn.Linear(h, self.d_inner + self.conv_dim + self.n_heads, bias=bias)
+        self.in_proj = Linear(h, self.d_inner + self.conv_dim + self.n_heads, bias=bias)
         self.conv1d = nn.Conv1d(self.conv_dim, self.conv_dim, config.mamba_d_conv, groups=self.conv_dim,
                                 bias=config.mamba_conv_bias)
         self.dt_bias = nn.Parameter(torch.empty(self.n_heads))
         self.A_log = nn.Parameter(torch.empty(self.n_heads))
         self.D = nn.Parameter(torch.empty(self.n_heads))
         self.norm = Weight(self.d_inner)  # the gated RMSNorm's weight
-        self.out_proj = nn.Linear(self.d_inner, h, bias=bias)
+        self.out_proj = Linear(self.d_inner, h, bias=bias)
 
     def forward(self, h: torch.Tensor, state: MambaState | None, pad: torch.Tensor | None) -> torch.Tensor:
         """h [b, t, H] -> [b, t, H]; `state` (if any) is continued and updated; `pad` [b, t] zeroes padding."""
@@ -50,8 +50,8 @@ class Mamba2Mixer(nn.Module):
     def _scan(self, xBC: torch.Tensor, dt: torch.Tensor, state: MambaState | None,
               pad: torch.Tensor | None) -> torch.Tensor:
         b, t, _ = xBC.shape
-        xBC, conv_state = kernels.causal_conv1d(xBC.transpose(1, 2), self.conv1d.weight[:, 0], self.conv1d.bias,
-                                                None if state is None else state.conv)
+        weight, bias = self._conv_parameters(xBC.dtype)
+        xBC, conv_state = kernels.causal_conv1d(xBC.transpose(1, 2), weight, bias, None if state is None else state.conv)
         xBC = xBC.transpose(1, 2)  # [b, t, conv_dim]
         if pad is not None:
             xBC = xBC * pad[..., None]
@@ -61,17 +61,23 @@ class Mamba2Mixer(nn.Module):
             C.view(b, t, self.n_groups, self.d_state), self.D, self.chunk_size, None if state is None else state.ssm,
         )
         if state is not None:
-            state.conv, state.ssm = conv_state, ssm_state
+            state.conv.copy_(conv_state)  # in place, in the cache's dtype
+            state.ssm = ssm_state
         return y  # [b, t, n_heads, d_head] fp32
 
     def _step(self, xBC: torch.Tensor, dt: torch.Tensor, state: MambaState) -> torch.Tensor:
         b = xBC.shape[0]
-        xBC = kernels.causal_conv1d_step(xBC, self.conv1d.weight[:, 0], self.conv1d.bias, state.conv)
+        xBC = kernels.causal_conv1d_step(xBC, *self._conv_parameters(xBC.dtype), state.conv)
         x, B, C = xBC.split([self.d_inner, self.n_groups * self.d_state, self.n_groups * self.d_state], dim=-1)
         return kernels.ssd_step(
             state.ssm, x.view(b, self.n_heads, self.d_head), dt, self.A,
             B.view(b, self.n_groups, self.d_state), C.view(b, self.n_groups, self.d_state), self.D,
         )  # [b, n_heads, d_head] fp32
+
+    def _conv_parameters(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The depthwise conv's taps [conv_dim, d_conv] and bias in the activations' dtype."""
+        bias = None if self.conv1d.bias is None else self.conv1d.bias.to(dtype)
+        return self.conv1d.weight[:, 0].to(dtype), bias
 
     @property
     def A(self) -> torch.Tensor:

@@ -14,11 +14,18 @@ import torch
 from torch import nn
 
 from inference import checkpoint
+from inference.attention import Attention, AttentionInputs, attention_inputs
 from inference.cache import HybridCache, LayerState
 from inference.config import MAMBA, HybridConfig
 from inference.errors import CheckpointError, InferenceError
-from inference.layers import MoE, Attention, AttentionInputs, RMSNorm, SharedMLP, attention_inputs
+from inference.layers import Linear, MoE, RMSNorm, SharedMLP
 from inference.mamba import Mamba2Mixer
+from kernels.matmul import compute_dtype, linear
+
+# Tokens per forward pass when a longer input is read in pieces. Peak memory is the weights, the KV
+# cache and a transient that grows with this (about 40 KB per token of it on h-350m); throughput
+# on this 2-core CPU was flat from 512 to 2048 tokens (see BENCHMARKS.md, chunk-size table).
+PREFILL_CHUNK = 1024
 
 
 class DecoderLayer(nn.Module):
@@ -63,13 +70,18 @@ class HybridModel(nn.Module):
     from and updates it. attention_mask [b, t] (1 = token, 0 = left padding) covers the new
     tokens only; the cache remembers earlier padding. Returns [b, t, vocab], or [b, vocab] for
     the last position with last_only=True (the LM head then runs on that position only).
+
+    Inputs longer than `prefill_chunk` tokens are read in pieces of that many, carrying the states
+    (a temporary cache when none is given): memory is then the weights, the KV cache and a
+    constant, whatever the length. `progress(done, total)`, if given, is called after each piece.
     """
 
     def __init__(self, config: HybridConfig, fingerprint: str = "unloaded"):
         super().__init__()
         self.config, self.fingerprint = config, fingerprint
+        self.prefill_chunk = PREFILL_CHUNK
         self.model = Backbone(config)
-        self.lm_head = None if config.tie_word_embeddings else nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.lm_head = None if config.tie_word_embeddings else Linear(config.hidden_size, config.vocab_size, bias=False)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -78,6 +90,12 @@ class HybridModel(nn.Module):
     @property
     def device(self) -> torch.device:
         return self.model.embed_tokens.weight.device
+
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        """The activations' dtype: the weights' own, or fp32 for bf16 weights on a CPU without fast
+        bf16 matmuls (see kernels/matmul.py). Caches keep the weights' dtype either way."""
+        return compute_dtype(self.dtype, self.device)
 
     def new_cache(self, batch_size: int = 1) -> HybridCache:
         return HybridCache.empty(self.config, batch_size, self.dtype, self.device, self.fingerprint)
@@ -88,25 +106,43 @@ class HybridModel(nn.Module):
 
     @torch.inference_mode()
     def forward(self, input_ids: torch.Tensor, cache: HybridCache | None = None, last_only: bool = False,
-                attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+                attention_mask: torch.Tensor | None = None, progress=None) -> torch.Tensor:
         self._check_inputs(input_ids, cache, attention_mask)
+        total = input_ids.shape[1]
+        if total <= self.prefill_chunk:
+            return self._forward(input_ids, cache, last_only, attention_mask)
+        cache = cache if cache is not None else self.new_cache(input_ids.shape[0])
+        pieces = []
+        for start in range(0, total, self.prefill_chunk):
+            span = slice(start, start + self.prefill_chunk)
+            mask = None if attention_mask is None else attention_mask[:, span]
+            pieces.append(self._forward(input_ids[:, span], cache, last_only, mask))
+            if last_only:
+                pieces = pieces[-1:]
+            if progress is not None:
+                progress(min(start + self.prefill_chunk, total), total)
+        return pieces[-1] if last_only else torch.cat(pieces, dim=1)
+
+    def _forward(self, input_ids: torch.Tensor, cache: HybridCache | None, last_only: bool,
+                 attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """One pass over input_ids (the tokens of one piece)."""
         past = cache.length if cache is not None else 0
         pad = _padding(attention_mask)
-        valid = _valid_positions(cache, pad, input_ids.shape)
         positions = _positions(cache, pad, input_ids.shape, past, input_ids.device)
-        attention = attention_inputs(self.config, valid, past, input_ids.shape[1], positions, self.dtype)
-        x = self.model.embed_tokens(input_ids) * self.config.embedding_multiplier
+        if cache is not None:
+            cache.record(input_ids, pad)
+        key_bias = cache.key_bias if cache is not None else _additive(pad, self.compute_dtype)
+        attention = attention_inputs(self.config, key_bias, positions, self.compute_dtype)
+        x = self.model.embed_tokens(input_ids).to(self.compute_dtype) * self.config.embedding_multiplier
         states = cache.layers if cache is not None else [None] * len(self.model.layers)
         mamba_pad = pad if input_ids.shape[1] > 1 else None  # a decoded token is never padding
         for layer, state in zip(self.model.layers, states):
             x = layer(x, state, mamba_pad, attention)
-        if cache is not None:
-            cache.record(input_ids, pad)
         if last_only:
             x = x[:, -1]
         x = self.model.norm(x)
         head = self.model.embed_tokens.weight if self.lm_head is None else self.lm_head.weight
-        return torch.nn.functional.linear(x, head).float() / self.config.logits_scaling
+        return linear(x, head).float() / self.config.logits_scaling
 
     def _check_inputs(self, ids: torch.Tensor, cache: HybridCache | None, mask: torch.Tensor | None) -> None:
         if not isinstance(ids, torch.Tensor) or ids.dim() != 2 or ids.dtype.is_floating_point or ids.numel() == 0:
@@ -169,17 +205,9 @@ def _padding(mask: torch.Tensor | None) -> torch.Tensor | None:
     return mask.float()
 
 
-def _valid_positions(cache: HybridCache | None, pad: torch.Tensor | None, shape) -> torch.Tensor | None:
-    """[b, past + t] True at real tokens, or None when no position so far is padding."""
-    past = None if cache is None else cache.attention_mask
-    if past is None and pad is None:
-        return None
-    new = torch.ones(shape, dtype=torch.bool, device=cache.token_ids.device) if pad is None else pad.bool()
-    if cache is None:
-        return new
-    if past is None:
-        past = torch.ones(shape[0], cache.length, dtype=torch.bool, device=new.device)
-    return torch.cat([past, new], dim=1)
+def _additive(pad: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """[b, t] 0 at tokens and -inf at padding (what attention adds to its scores), or None."""
+    return None if pad is None else torch.zeros(pad.shape, dtype=dtype, device=pad.device).masked_fill_(pad == 0, -torch.inf)
 
 
 def _positions(cache: HybridCache | None, pad: torch.Tensor | None, shape, past: int, device) -> torch.Tensor:

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from kernels.dispatch import KernelError
+from kernels.matmul import linear
 
 
 def moe_route_ref(logits, k):
@@ -56,14 +57,14 @@ def _check(x, top_k_index, top_k_weights, w_in, w_out) -> None:
 
 
 def _swiglu(x: torch.Tensor, w_in: torch.Tensor, w_out: torch.Tensor) -> torch.Tensor:
-    gate, up = F.linear(x, w_in).chunk(2, dim=-1)
-    return F.linear(F.silu(gate) * up, w_out)
+    gate, up = linear(x, w_in).chunk(2, dim=-1)  # bf16 experts on a CPU without fast bf16: see matmul.py
+    return linear(F.silu(gate) * up, w_out)
 
 
 def moe_experts_ref(x, top_k_index, top_k_weights, w_in, w_out):
     """Every expert on every token, then a dense routing-weighted sum: same contract as `moe_experts`."""
     _check(x, top_k_index, top_k_weights, w_in, w_out)
-    every = torch.stack([_swiglu(x, w_in[e], w_out[e]) for e in range(w_in.shape[0])], dim=1)  # [T, E, H]
+    every = torch.stack([_swiglu(x, w_in[e], w_out[e]).to(x.dtype) for e in range(w_in.shape[0])], dim=1)  # [T, E, H]
     routing = torch.zeros(x.shape[0], w_in.shape[0], dtype=x.dtype, device=x.device)
     routing.scatter_add_(1, top_k_index, top_k_weights.to(x.dtype))  # [T, E], zero where not routed
     return torch.einsum("te,teh->th", routing, every)
@@ -94,6 +95,6 @@ def moe_experts(x, top_k_index, top_k_weights, w_in, w_out):
         if count:
             rows = slice(start, start + count)
             y = _swiglu(x[token[rows]], w_in[expert], w_out[expert]) * weight[rows]
-            out.index_add_(0, token[rows], y)
+            out.index_add_(0, token[rows], y.to(out.dtype))
             start += count
     return out

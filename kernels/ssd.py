@@ -57,17 +57,22 @@ def ssd_scan_ref(x, dt, A, B, C, D, chunk_size, initial_state=None):
     return y, state
 
 
-def _segment_sums(a: torch.Tensor) -> torch.Tensor:
-    """[..., q] -> [..., q, q] with out[..., l, s] = a[s+1] + ... + a[l] for s <= l, else -inf.
+# The CPU path works in blocks of at most this many tokens, whatever the model's chunk size: the
+# work inside a block grows with its length (a q x q decay matrix per head) while the work across
+# blocks does not, and 64 measured fastest on h-350m / h-1b shapes (4.5x faster than 256 at 512
+# tokens, 6.6x at 2048). The result does not depend on the block size beyond fp32 rounding.
+CPU_BLOCK = 64
 
-    Summing masked copies (rather than subtracting two cumulative sums) keeps the exponent exact
-    when the decays are large, so exp(out) is accurate for every pair.
+
+def _decays(a: torch.Tensor) -> torch.Tensor:
+    """[..., q] log-decays -> [..., q, q] with out[..., l, s] = exp(a[s+1] + ... + a[l]) for s <= l, else 0.
+
+    The partial sums are differences of a float64 cumulative sum: in fp32 the difference of two
+    large sums would lose the small exponents that matter (a fast decay early in a block followed by
+    slow ones), in float64 it is exact to fp32 precision.
     """
-    q = a.shape[-1]
-    below = torch.tril(torch.ones(q, q, dtype=torch.bool, device=a.device), diagonal=-1)
-    sums = a[..., :, None].expand(*a.shape, q).masked_fill(~below, 0).cumsum(dim=-2)
-    causal = torch.tril(torch.ones(q, q, dtype=torch.bool, device=a.device))
-    return sums.masked_fill(~causal, -torch.inf)
+    total = a.double().cumsum(dim=-1)
+    return (total[..., :, None] - total[..., None, :]).float().exp_().tril_()
 
 
 def ssd_scan(x, dt, A, B, C, D, chunk_size, initial_state=None):
@@ -79,7 +84,8 @@ def ssd_scan(x, dt, A, B, C, D, chunk_size, initial_state=None):
         A: [h] negative decay rates (A = -exp(A_log)).
         B, C: [b, t, g, n] input and output projections; head i uses group i // (h // g).
         D: [h] skip weights, or None.
-        chunk_size: tokens per block; any t works (the last block is padded with dt = 0).
+        chunk_size: the largest block; this CPU path uses blocks of min(chunk_size, CPU_BLOCK)
+            tokens. Any t works (the last block is padded with dt = 0).
         initial_state: [b, h, p, n] state before the first token, or None for zeros.
 
     Returns:
@@ -90,44 +96,44 @@ def ssd_scan(x, dt, A, B, C, D, chunk_size, initial_state=None):
     b, t, h, p = x.shape
     g, n = B.shape[2:]
     e = h // g  # heads per group
-    q = chunk_size
+    q = min(chunk_size, CPU_BLOCK)
     pad = (-t) % q
     c = (t + pad) // q
 
-    def blocks(v: torch.Tensor, *inner: int) -> torch.Tensor:
-        # [b, t, ...] -> zero-pad the time axis -> [b, c, q, *inner]; zero dt leaves padding inert
-        v = F.pad(v.float(), (0, 0) * (v.dim() - 2) + (0, pad))
-        return v.reshape(b, c, q, *inner)
+    def blocks(v: torch.Tensor) -> torch.Tensor:
+        # [b, t, ...] -> fp32, zero-padded in time to c * q (zero dt leaves the padding inert)
+        return F.pad(v.float(), (0, 0) * (v.dim() - 2) + (0, pad))
 
     x, dt = x.float(), dt.float()
-    xdt = blocks(x * dt[..., None], g, e, p)  # [b, c, q, g, e, p]
-    a = blocks(dt * A.float(), g, e).permute(0, 1, 3, 4, 2)  # [b, c, g, e, q] log-decay per token
-    Bc, Cc = blocks(B, g, n), blocks(C, g, n)  # [b, c, q, g, n]
+    xdt = blocks(x * dt[..., None]).view(b, c, q, g, e, p).permute(0, 1, 3, 4, 2, 5)  # [b, c, g, e, q, p]
+    a = blocks(dt * A.float()).view(b, c, q, g, e).permute(0, 1, 3, 4, 2)  # [b, c, g, e, q] log-decays
+    Bc = blocks(B).view(b, c, q, g, n).transpose(2, 3)  # [b, c, g, q, n]
+    Cc = blocks(C).view(b, c, q, g, n).transpose(2, 3)
     a_cum = a.cumsum(dim=-1)
 
-    # 1. Within each chunk: attention-like mixing with causal decay weights.
-    scores = torch.einsum("bclgn,bcsgn->bcgls", Cc, Bc)  # [b, c, g, l, s]
-    weights = scores[:, :, :, None] * torch.exp(_segment_sums(a))  # [b, c, g, e, l, s]
-    y = torch.einsum("bcgels,bcsgep->bclgep", weights, xdt)
+    # 1. Within each block: attention-like mixing, C_l . B_s weighted by the decay from s to l.
+    weights = _decays(a).mul_((Cc @ Bc.transpose(-1, -2))[:, :, :, None])  # [b, c, g, e, l, s]
+    y = weights @ xdt  # [b, c, g, e, q, p]
 
-    # 2. What each chunk adds to the state by its end.
-    to_end = torch.exp(a_cum[..., -1:] - a_cum).permute(0, 1, 4, 2, 3)  # [b, c, q, g, e]
-    chunk_states = torch.einsum("bclgn,bclgep->bcgepn", Bc, xdt * to_end[..., None])
+    # 2. What each block adds to the state by its end: sum_s decay(s -> end) x_s dt_s B_s^T.
+    to_end = torch.exp(a_cum[..., -1:] - a_cum)[..., None]  # [b, c, g, e, q, 1]
+    inputs = (xdt * to_end).transpose(-1, -2).reshape(b, c, g, e * p, q)
+    block_states = (inputs @ Bc).view(b, c, g, e, p, n)
 
-    # 3. Carry the state across chunks (c is small: a loop costs less memory than a c x c matrix).
-    state = _initial_state(initial_state, x, n).reshape(b, g, e, p, n)
-    chunk_decay = torch.exp(a_cum[..., -1])  # [b, c, g, e]
-    starts = []
+    # 3. Carry the state across blocks (a loop over c: less memory than a c x c decay matrix).
+    state = _initial_state(initial_state, x, n).view(b, g, e, p, n)
+    block_decay = torch.exp(a_cum[..., -1])[..., None, None]  # [b, c, g, e, 1, 1]
+    starts = x.new_empty(b, c, g, e, p, n)
     for i in range(c):
-        starts.append(state)
-        state = state * chunk_decay[:, i, :, :, None, None] + chunk_states[:, i]
-    start_states = torch.stack(starts, dim=1)  # [b, c, g, e, p, n]
+        starts[:, i] = state
+        state = torch.addcmul(block_states[:, i], state, block_decay[:, i])
 
-    # 4. The contribution of each chunk's starting state, decayed to every position.
-    from_start = torch.exp(a_cum).permute(0, 1, 4, 2, 3)  # [b, c, q, g, e]
-    y = y + torch.einsum("bclgn,bcgepn->bclgep", Cc, start_states) * from_start[..., None]
+    # 4. Each block's starting state read out by C and decayed to every position of the block.
+    from_start = (Cc @ starts.view(b, c, g, e * p, n).transpose(-1, -2)).view(b, c, g, q, e, p)
+    from_start = from_start * torch.exp(a_cum).transpose(-1, -2)[..., None]
+    y = y.permute(0, 1, 4, 2, 3, 5) + from_start.permute(0, 1, 3, 2, 4, 5)  # both [b, c, q, g, e, p]
 
-    y = y.reshape(b, c * q, h, p)[:, :t]
+    y = y.reshape(b, c * q, h, p)[:, :t]  # [b, c, q, g, e, p] -> [b, t, h, p]
     if D is not None:
         y = y + D.float()[:, None] * x
     return y, state.reshape(b, h, p, n)
