@@ -27,6 +27,7 @@ install-dev: $(VENV)/.installed-dev
 run: install
 	$(BIN)/tome ingest sample_docs --store $(STORE)
 	$(BIN)/tome search "termination for convenience" --store $(STORE) -k 3
+	$(BIN)/tome serve --store $(STORE)
 
 test: install-dev
 	$(BIN)/python -m pytest
