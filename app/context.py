@@ -36,12 +36,34 @@ class Source:
     keyword_score: float = 0.0
 
 
-def retrieved(hits: list[Hit]) -> list[Source]:
-    return [
-        Source(h.doc_id, h.title, h.start, h.end, h.text, h.section, "retrieved",
-               dense_score=h.dense_score or 0.0, keyword_score=h.keyword_score or 0.0)
-        for h in hits
-    ]
+# A chunk that starts or ends inside a sentence is widened to the whole sentence, looking this
+# far for its edge.
+_WIDEN = 400
+
+
+def retrieved(hits: list[Hit], citer: Citer) -> list[Source]:
+    """The hits as sources, each widened to whole sentences (chunks may cut one)."""
+    sources = []
+    for h in hits:
+        text = citer.text(h.doc_id)
+        start, end = _sentence_edges(text, h.start, h.end)
+        sources.append(Source(h.doc_id, h.title, start, end, text[start:end], h.section, "retrieved",
+                              dense_score=h.dense_score or 0.0, keyword_score=h.keyword_score or 0.0))
+    return sources
+
+
+def _sentence_edges(text: str, start: int, end: int) -> tuple[int, int]:
+    before = text[max(0, start - _WIDEN):start]
+    if start > 0 and not re.search(r"[.!?;:]\s*$|\n\s*$", before):
+        edge = max(before.rfind(". "), before.rfind(".\n"), before.rfind("\n\n"), before.rfind("; "))
+        if edge != -1:
+            start -= len(before) - edge - 2
+    after = text[end:end + _WIDEN]
+    if end < len(text) and not re.search(r"[.!?;:]\s*$", text[max(0, end - 3):end]):
+        edge = re.search(r"[.!?](?=\s)|\n\s*\n", after)
+        if edge:
+            end += edge.end()
+    return start, end
 
 
 class Expander:

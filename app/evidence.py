@@ -44,7 +44,10 @@ PARTY = re.compile(r"\b(?:between|by and among)\b.*\b(?:Inc|LLC|Ltd|Limited|Corp
 
 # What a question asks for, by its wording -> what a sentence answering it contains.
 _EXPECTS = (
-    (re.compile(r"\bwhen\b|\bwhat date\b|\bwhich date\b|\bdate\b|\bdated\b", re.I), DATE),
+    # "when" asks for a date only about a moment ("when does it expire?"), not a condition
+    # ("when can it be terminated?").
+    (re.compile(r"\bwhat date\b|\bwhich date\b|\bdate\b|\bdated\b|\bby when\b|\bwhen\b.*\b(?:effective|expire|expiry|"
+                r"start|begin|end|commence|signed|executed|due|deadline|complete|completed)\b", re.I), DATE),
     (re.compile(r"\bhow long\b|\bperiod\b|\bhow many (?:days|months|years)\b|\bnotice\b|\bterm\b|\bwithin\b", re.I), DURATION),
     (re.compile(r"\bhow much\b|\bamount\b|\bfees?\b|\bprice\b|\bcost\b|\bcap\b|\bpercent", re.I), MONEY),
     (re.compile(r"\blaw\b|\bgovern", re.I), LAW),

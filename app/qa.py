@@ -88,7 +88,7 @@ class Assistant:
             hits = self.store.search(question, k=self.k, doc_id=doc_id)
         except IngestError as error:
             raise AppError(str(error)) from None
-        found = retrieved(hits)
+        found = retrieved(hits, self.citer)
         return found + self.expander.expand(question, found)
 
     def compose(self, question: str, sources: list[Source], turns: Sequence[tuple[str, str]] = ()):

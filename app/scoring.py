@@ -37,8 +37,8 @@ def normalise(text: str) -> str:
     return " ".join(text.split())
 
 
-def contains(answer: str, gold: str) -> bool:
-    return bool(normalise(gold)) and f" {normalise(gold)} " in f" {normalise(answer[:ANSWER_CAP])} "
+def contains(answer: str, gold: str, cap: int | None = ANSWER_CAP) -> bool:
+    return bool(normalise(gold)) and f" {normalise(gold)} " in f" {normalise(answer[:cap])} "
 
 
 def dates_in(text: str) -> set[date]:
@@ -86,16 +86,23 @@ def party_names(gold: str) -> list[str]:
     return names
 
 
-def extractive_correct(category: str, answer: str, gold: str) -> bool:
+def extractive_correct(category: str, answer: str, gold: str, cap: int | None = ANSWER_CAP) -> bool:
     """A CUAD extractive answer (Document Name, Parties, dates, terms, Governing Law)."""
-    answer = answer[:ANSWER_CAP]
+    answer = answer[:cap]
     if category.endswith("Date"):
         wanted = parse_date(gold)
-        return wanted is not None and wanted in dates_in(answer) or contains(answer, gold)
+        return wanted is not None and wanted in dates_in(answer) or contains(answer, gold, cap)
     if category == "Parties":
         names = party_names(gold)
-        return bool(names) and all(contains(answer, name) for name in names)
-    return contains(answer, gold)
+        return bool(names) and all(contains(answer, name, cap) for name in names)
+    return contains(answer, gold, cap)
+
+
+def evidence_hit(passage: str, evidence: str) -> bool:
+    """Whether a retrieved passage holds at least half of an evidence span's content words."""
+    words = [w for w in normalise(evidence).split() if len(w) > 2]
+    held = set(normalise(passage).split())
+    return bool(words) and sum(w in held for w in words) >= len(words) / 2
 
 
 def yes_no_correct(gold_yes: bool, verdict: str, cited: bool) -> bool:

@@ -180,7 +180,7 @@ def _opening(assistant: Assistant, doc_id: str) -> list[Source]:
 def _search(assistant: Assistant, doc_id: str, queries) -> list[Source]:
     seen, found = set(), []
     for query in queries:
-        for source in retrieved(assistant.store.search(query, k=FIELD_K, doc_id=doc_id)):
+        for source in retrieved(assistant.store.search(query, k=FIELD_K, doc_id=doc_id), assistant.citer):
             if source.start not in seen:
                 seen.add(source.start)
                 found.append(source)
@@ -191,7 +191,7 @@ def _notable(assistant: Assistant, doc_id: str) -> Draft:
     """The notable obligations (non-compete, exclusivity, ...) the contract clearly contains."""
     lines, spans = [], []
     for name, query in NOTABLE_CLAUSES:
-        sources = retrieved(assistant.store.search(query, k=3, doc_id=doc_id))
+        sources = retrieved(assistant.store.search(query, k=3, doc_id=doc_id), assistant.citer)
         ranked = assistant.extractor.ranked(query, sources)
         if ranked and ranked[0].support >= support_threshold(query) + NOTABLE_EXTRA:
             best = ranked[0]

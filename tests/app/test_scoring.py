@@ -33,3 +33,11 @@ def test_the_cap_and_yes_no():
     assert yes_no_correct(True, "yes", cited=True) and not yes_no_correct(True, "yes", cited=False)
     assert yes_no_correct(False, "no", cited=False) and yes_no_correct(False, "", cited=False)
     assert not yes_no_correct(False, "yes", cited=True)
+
+
+def test_evidence_hit_needs_half_the_words():
+    from app.scoring import evidence_hit
+
+    evidence = "This Agreement shall be governed by the laws of the State of New York"
+    assert evidence_hit("... 14.1 This Agreement shall be governed by the laws of the State of New York. ...", evidence)
+    assert not evidence_hit("This Agreement may be terminated by either party.", evidence)
