@@ -9,7 +9,7 @@ from app.errors import AppError
 from app.ui import viewer
 from app.ui.conversation import Relay, Turn, progress_text
 from app.ui.engine import Engine
-from app.ui.present import citation_label, count, duration, escape, oneline
+from app.ui.present import citation_label, count, duration, escape, oneline, waiting
 from ingest import IngestError
 
 MODES = {"auto": "Automatic", "retrieval": "Retrieved passages", "whole": "Whole document"}
@@ -44,8 +44,13 @@ def render(engine: Engine, question: str | None) -> None:
         _show(engine, turn, index)
     if question:
         _ask(engine, question, turns, doc_id, mode)
-    elif not turns and engine.store.documents():
+    elif turns:
+        return
+    elif engine.store.documents():
         st.pills("Try", EXAMPLES, key="examples", on_change=_use_example, label_visibility="collapsed")
+    else:
+        st.info("The library is empty: add contracts or manuals in the Library tab, then ask here.",
+                icon=":material/upload_file:")
 
 
 def _use_example() -> None:
@@ -96,8 +101,7 @@ def _ask(engine: Engine, question: str, turns: list[Turn], doc_id: str | None, m
         st.button("Stop", icon=":material/stop_circle:", key="stop", type="tertiary")
 
         def on_wait(ahead: int) -> None:
-            status.info(f"Waiting for the model: {count(ahead, 'request')} from other tabs ahead of yours.",
-                        icon=":material/hourglass_top:")
+            status.info(waiting(ahead), icon=":material/hourglass_top:")
 
         def on_text(raw: str) -> None:
             pending["text"] = raw
@@ -124,7 +128,7 @@ def _ask(engine: Engine, question: str, turns: list[Turn], doc_id: str | None, m
             if generating:
                 st.session_state["last_rate"] = relay.rate
     turns.append(turn)
-    del st.session_state["pending"]
+    st.session_state.pop("pending", None)
     st.rerun()
 
 
@@ -173,7 +177,7 @@ def _about(turn: Turn) -> None:
         if turn.tokens:
             timing += f" · {count(turn.tokens, 'token')} at {turn.tokens / max(turn.seconds - turn.first_s, 1e-3):.1f}/s"
         if turn.waited_s >= 0.5:
-            timing += f" · waited {duration(turn.waited_s)} for another tab"
+            timing += f" · waited {duration(turn.waited_s)} for the model"
         st.caption(timing)
     if answer.standalone_question != answer.question:
         st.caption(f":material/edit_note: Read as: {escape(answer.standalone_question)}")

@@ -18,6 +18,7 @@ VIEWS = ("Ask", "Summarize", "Library")
 # Reading width for text, a framed page viewer, and citations that stay compact.
 STYLE = """<style>
 .block-container { max-width: 68rem; padding-top: 3.6rem; }
+[data-testid="stBottomBlockContainer"] { max-width: 68rem; }
 .tome-page { white-space: pre-wrap; font-family: Georgia, 'Times New Roman', serif; font-size: 0.98rem;
   line-height: 1.55; max-height: 62vh; overflow-y: auto; padding: 1rem 1.25rem; border: 1px solid #e3e5e8;
   border-radius: 0.5rem; background: #fcfcfa; color: #1f2328; }

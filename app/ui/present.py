@@ -116,6 +116,11 @@ def count(number: int, noun: str) -> str:
     return f"{number:,} {noun}{'' if number == 1 else 's'}"
 
 
+def waiting(ahead: int) -> str:
+    """What a queued request shows while the model finishes the ones before it."""
+    return f"Waiting for the model to finish {count(ahead, 'earlier request')} (another tab's, or one just stopped)…"
+
+
 def sources_markdown(citations: Iterable[Citation]) -> str:
     """Numbered sources for a Markdown file: document, page, section and the quote."""
     lines = []

@@ -12,7 +12,7 @@ from app.ui.ask import MODES, USED
 from app.ui.conversation import Relay, progress_text
 from app.ui.engine import Engine
 from app.ui.present import (FieldStream, citation_label, count, duration, escape, field_markdown, oneline,
-                            summary_markdown)
+                            summary_markdown, waiting)
 from ingest import IngestError
 
 
@@ -30,8 +30,11 @@ def render(engine: Engine) -> None:
     if engine.status.generator == "granite":
         chosen = mode.selectbox("Reading", list(MODES), format_func=MODES.get, key="summary_mode")
     summaries = st.session_state.setdefault("summaries", {})
+    stopped = st.session_state.pop("summarizing", None)  # still set: the last run was interrupted
     if go.button("Summarize", type="primary", icon=":material/summarize:", width="stretch"):
         _summarize(engine, doc_id, chosen, summaries)
+    elif stopped == doc_id:
+        st.info("Summary stopped. Summarize again to start over.", icon=":material/stop_circle:")
     if doc_id in summaries:
         _show(engine, summaries[doc_id], docs[doc_id].source)
     else:
@@ -45,12 +48,12 @@ def _summarize(engine: Engine, doc_id: str, mode: str, summaries: dict) -> None:
     st.button("Stop", icon=":material/stop_circle:", key="stop_summary", type="tertiary")
 
     def on_wait(ahead: int) -> None:
-        status.info(f"Waiting for the model: {count(ahead, 'request')} from other tabs ahead of yours.",
-                    icon=":material/hourglass_top:")
+        status.info(waiting(ahead), icon=":material/hourglass_top:")
 
     def on_progress(part) -> None:
         bar.progress(min(1.0, part.tokens_read / max(1, part.tokens_total)), text=progress_text(part))
 
+    st.session_state["summarizing"] = doc_id
     try:
         with engine.turns.turn(on_wait):
             status.caption(":material/summarize: Reading the document field by field…")
@@ -62,8 +65,10 @@ def _summarize(engine: Engine, doc_id: str, mode: str, summaries: dict) -> None:
             finally:
                 relay.close()
     except (AppError, IngestError) as error:
+        del st.session_state["summarizing"]
         status.error(str(error), icon=":material/error:")
         return
+    del st.session_state["summarizing"]
     summaries[doc_id] = (relay.result, relay.seconds)
     st.rerun()
 

@@ -250,7 +250,7 @@ def test_a_second_request_waits_for_the_model_and_says_so(store_dir):
     thread.join()
     turn = at.session_state["turns"][0]
     assert turn.waited_s >= 1.0 and turn.answer is not None
-    assert any("for another tab" in c.value for c in at.caption)
+    assert any("for the model" in c.value for c in at.caption)
 
 
 def test_an_interrupted_answer_is_kept_as_stopped(store_dir):
@@ -330,3 +330,43 @@ def test_the_engine_is_loaded_once_per_store(store_dir):
     open_page(store_dir)
     assert _engine(store_dir) is first
     assert isinstance(first.assistant, Assistant)
+
+
+def test_with_a_model_the_page_offers_reading_modes_and_reports_tokens_per_second(store_dir):
+    """A generated answer (a scripted chat model standing in for Granite): its mode, its speed,
+    and the generator named in the sidebar."""
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+    from app.models import ModelInfo
+    from app.ui.engine import ModelStatus
+
+    open_page(store_dir)
+    engine = _engine(store_dir)
+    engine.llm = FakeListChatModel(responses=['Customer pays "a monthly fee of $1,500" [1].'])
+    engine.assistant = Assistant(engine.store, engine.llm)
+    engine.status = ModelStatus("granite", ModelInfo(Path("granite-4.0-h-1b"), 1_460_000_000, "bfloat16",
+                                                     2_920_000_000, 131072))
+    at = open_page(store_dir)
+    assert at.selectbox(key="mode").options == ["Automatic", "Retrieved passages", "Whole document"]
+    sidebar = [m.value for m in at.sidebar.markdown] + [c.value for c in at.sidebar.caption]
+    assert any("granite-4.0-h-1b" in t for t in sidebar)
+    assert any("1.46 B parameters · bfloat16 · 2.9 GB · context 131,072 tokens" in t for t in sidebar)
+    ask(at, "What monthly fee does the Customer pay?")
+    assert_page_ok(at)
+    turn = at.session_state["turns"][0]
+    assert turn.answer.mode == "retrieval" and turn.tokens > 1
+    assert turn.answer.citations and turn.answer.citations[0].pages == (1, 1)
+    assert any("Generated from retrieved passages" in t for t in texts(at))
+    assert any(re.search(r"\d+ tokens at [\d.]+/s", c.value) for c in at.caption)
+    assert any("Last answer:" in c.value and "tokens/s" in c.value for c in at.sidebar.caption)
+
+
+def test_an_interrupted_summary_says_it_was_stopped(store_dir):
+    at = open_page(store_dir, "Summarize")
+    agreement = Store(store_dir).resolve("agreement.pdf")
+    at.selectbox(key="summary_doc").set_value(agreement).run()
+    at.session_state["summarizing"] = agreement
+    at.run()
+    assert any("Summary stopped" in i.value for i in at.info)
+    at.run()
+    assert not any("Summary stopped" in i.value for i in at.info), "said once"
