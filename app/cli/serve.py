@@ -67,6 +67,31 @@ def run_serve(args: argparse.Namespace) -> int:
     except OSError as error:
         print(f"tome: error: {args.store}: cannot create the store folder ({error.strerror})", file=sys.stderr)
         return 2
+    problem = _unavailable(args.host, args.port)
+    if problem:
+        print(f"tome: error: {args.host}:{args.port}: {problem} (choose another with --port or --host)",
+              file=sys.stderr)
+        return 2
     print(f"tome: serving {args.store} at http://{args.host}:{args.port} (Ctrl-C stops)", file=sys.stderr, flush=True)
     command = streamlit_command(args)
     os.execv(command[0], command)  # Streamlit takes over this process: signals reach it directly
+
+
+def _unavailable(host: str, port: int) -> str:
+    """Why the page could not listen on host:port ("" if it can), asked before Streamlit starts
+    so the answer is one plain line."""
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        return f"unknown host ({error.strerror})"
+    family, kind, _, _, address = infos[0]
+    with socket.socket(family, kind) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as error:
+            return "already in use" if error.errno == errno.EADDRINUSE else error.strerror or str(error)
+    return ""

@@ -256,6 +256,19 @@ def test_serve_refuses_a_bad_port_and_a_folder_that_is_not_a_model(tmp_path, cap
     assert "not a model folder" in capsys.readouterr().err
 
 
+def test_serve_says_when_the_port_is_taken(tmp_path, capsys):
+    import socket
+
+    from app.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--store", str(tmp_path / "s"), "--port", str(port)]) == 2
+    assert f"127.0.0.1:{port}: already in use" in capsys.readouterr().err
+
+
 def test_no_page_module_shadows_a_top_level_module():
     """Streamlit puts app/ui on sys.path when it runs the page script; a module there named like
     an installed top-level module (queue, html, markdown...) would replace it everywhere."""
