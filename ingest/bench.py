@@ -143,30 +143,34 @@ def _evaluate(store, baseline: Baseline, questions: list[Question], doc_ids: dic
     return {name: score(rows) for name, rows in results.items()}
 
 
-def _ingest_both(files: list[Path], work: Path):
-    """Ingest the files into our store and the baseline, timed; warm the embedder first."""
+def _ingest_both(files: list[Path], work: Path, groups: int = 5):
+    """Ingest the files into our store and the baseline, timed. The machine's load drifts, so
+    the files go in groups, alternating which system goes first (ABBA), and times are summed."""
     from ingest import Store, ingest_paths
     from ingest.embed import get_embedder
 
     get_embedder().encode(["warm up"])
-    store = Store(work / "ours")
-    started = time.perf_counter()
-    report = ingest_paths(files, store)
-    ours_s = time.perf_counter() - started
-    for source, reason in report.failed:
-        print(f"ours failed {source}: {reason}", file=sys.stderr)
-    done = report.added + report.replaced + report.unchanged
-    doc_ids = {Path(r.source).name: r.doc_id for r in done}
-    baseline = Baseline(work / "baseline")
-    started = time.perf_counter()
+    store, baseline = Store(work / "ours"), Baseline(work / "baseline")
+    done, seconds = [], {"ours": 0.0, "baseline": 0.0}
     base_pages = base_chunks = 0
-    for path in files:
-        pages, chunks = baseline.ingest(path)
-        base_pages, base_chunks = base_pages + pages, base_chunks + chunks
-    base_s = time.perf_counter() - started
+    for g in range(groups):
+        group = files[g::groups]
+        for system in (("ours", "baseline") if g % 2 == 0 else ("baseline", "ours")):
+            started = time.perf_counter()
+            if system == "ours":
+                report = ingest_paths(group, store)
+                done += report.added + report.replaced + report.unchanged
+                for source, reason in report.failed:
+                    print(f"ours failed {source}: {reason}", file=sys.stderr)
+            else:
+                for path in group:
+                    pages, chunks = baseline.ingest(path)
+                    base_pages, base_chunks = base_pages + pages, base_chunks + chunks
+            seconds[system] += time.perf_counter() - started
+    doc_ids = {Path(r.source).name: r.doc_id for r in done}
     throughput = {
-        "ours": (sum(r.pages for r in done), sum(r.chunks for r in done), ours_s),
-        "baseline": (base_pages, base_chunks, base_s),
+        "ours": (sum(r.pages for r in done), sum(r.chunks for r in done), seconds["ours"]),
+        "baseline": (base_pages, base_chunks, seconds["baseline"]),
     }
     return store, baseline, doc_ids, throughput
 

@@ -37,14 +37,17 @@ _MODES = ("hybrid", "dense", "keyword")
 
 
 class Store:
-    """A Tome document store. Opens or creates the folder; safe to share between threads.
+    """A Tome document store. Opens the folder, creating it unless `create=False`; safe to share
+    between threads.
 
     Methods taking a `doc_id` also accept a unique prefix of one or a source path (see
     `resolve`)."""
 
     def __init__(self, path: str | Path = DEFAULT_STORE, *, settings: IngestSettings | None = None,
-                 lock_timeout_s: float = 30.0):
+                 lock_timeout_s: float = 30.0, create: bool = True):
         self.path = Path(path).expanduser().resolve()
+        if not create and not (self.path / "catalog.sqlite").exists():
+            raise IngestError(f"{path}: no Tome store here; add documents with `tome ingest PATH --store {path}`")
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as error:

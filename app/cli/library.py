@@ -151,7 +151,7 @@ def run_docs(args: argparse.Namespace) -> int:
     from ingest import IngestError, Store
 
     try:
-        documents = Store(args.store).documents()
+        documents = Store(args.store, create=False).documents()
     except IngestError as error:
         return _fail(error)
     if args.json:
@@ -172,7 +172,7 @@ def run_rm(args: argparse.Namespace) -> int:
     from ingest import IngestError, Store
 
     try:
-        store = Store(args.store)
+        store = Store(args.store, create=False)
     except IngestError as error:
         return _fail(error)
     status = 0
@@ -190,7 +190,7 @@ def run_search(args: argparse.Namespace) -> int:
     from ingest import IngestError, Store
 
     try:
-        hits = Store(args.store).search(args.query, k=args.k, doc_id=args.doc)
+        hits = Store(args.store, create=False).search(args.query, k=args.k, doc_id=args.doc)
     except IngestError as error:
         return _fail(error)
     if args.json:

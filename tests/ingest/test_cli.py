@@ -47,3 +47,5 @@ def test_cli_round_trip(tmp_path, contract_text):
     assert [d["title"] for d in json.loads(_tome("docs", "--json", "--store", store).stdout)] == ["Site Notes"]
     bad = _tome("search", "x", "-k", "0", "--store", store, check=False)
     assert bad.returncode == 2 and "k=0" in bad.stderr
+    typo = _tome("docs", "--store", str(tmp_path / "typo"), check=False)
+    assert typo.returncode == 2 and "no Tome store here" in typo.stderr and not (tmp_path / "typo").exists()
