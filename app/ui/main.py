@@ -47,14 +47,18 @@ def main(store: str, model: str | None = None) -> None:
     # the first upload lands would make the tabs a new widget and jump away from the results.
     default = st.session_state.setdefault("first_view", "Ask" if engine.store.documents() else "Library")
     tabs = st.tabs(VIEWS, key="view", default=default, on_change="rerun", bind="query-params")
-    views = {"Ask": ask.render, "Summarize": summary.render, "Library": library.render}
-    # The chat box sits in the main area (pinned to the bottom of the window) when Ask is open.
-    question = ask.chat_box(engine) if tabs[0].open is not False else None
-    for name, tab in zip(VIEWS, tabs):
-        if tab.open is False:
-            continue
-        with tab:
-            _guarded(views[name], engine, question) if name == "Ask" else _guarded(views[name], engine)
+    ask_tab, summary_tab, library_tab = tabs
+    if ask_tab.open:
+        # The chat box belongs to the main area, where Streamlit pins it to the window's bottom.
+        question = ask.chat_box(engine)
+        with ask_tab:
+            _guarded(ask.render, engine, question)
+    elif summary_tab.open:
+        with summary_tab:
+            _guarded(summary.render, engine)
+    elif library_tab.open:
+        with library_tab:
+            _guarded(library.render, engine)
 
 
 def _guarded(render, engine: Engine, *args) -> None:
