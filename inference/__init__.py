@@ -12,7 +12,9 @@
 
 from inference.cache import HybridCache
 from inference.config import HybridConfig
+from inference.document_cache import DocumentCache
 from inference.errors import CacheMismatchError, CheckpointError, ConfigError, InferenceError, PromptTooLongError
+from inference.memory import MemoryEstimate, MemoryLimitError
 from inference.generate import GenerationResult, GenerationStream, Generator
 from inference.model import HybridModel
 from inference.tokenizer import Tokenizer
@@ -21,6 +23,7 @@ __all__ = [
     "CacheMismatchError",
     "CheckpointError",
     "ConfigError",
+    "DocumentCache",
     "HybridCache",
     "HybridConfig",
     "GenerationResult",
@@ -28,6 +31,8 @@ __all__ = [
     "Generator",
     "HybridModel",
     "InferenceError",
+    "MemoryEstimate",
+    "MemoryLimitError",
     "PromptTooLongError",
     "Tokenizer",
 ]

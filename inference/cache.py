@@ -31,11 +31,13 @@ from inference.config import ATTENTION, HybridConfig
 from inference.errors import CacheMismatchError
 
 FORMAT, VERSION = "tome.hybrid-cache", "1"
-MIN_CAPACITY = 256  # tokens allocated at first use; storage then doubles, so appends are amortised O(1)
+MIN_CAPACITY = 256  # tokens allocated at first use
+GROWTH = 1.25  # storage grows by a quarter when full: appends stay amortised O(1), and a long K/V
+# momentarily held twice while it moves (old + new storage) costs 2.25x, not 3x as with doubling
 
 
 class Growable:
-    """A tensor that grows along `dim` inside storage that doubles when full (no per-step cat)."""
+    """A tensor that grows along `dim` inside storage that grows geometrically when full (no per-step cat)."""
 
     def __init__(self, empty: torch.Tensor, dim: int):
         self._storage, self._dim, self.length = empty, dim, 0
@@ -44,7 +46,7 @@ class Growable:
         """Append along `dim` and return a view of everything so far."""
         needed = self.length + values.shape[self._dim]
         if needed > self._storage.shape[self._dim]:
-            self._reserve(max(needed, 2 * self._storage.shape[self._dim], MIN_CAPACITY))
+            self._reserve(max(needed, int(GROWTH * self._storage.shape[self._dim]), MIN_CAPACITY))
         self._storage.narrow(self._dim, self.length, values.shape[self._dim]).copy_(values)
         self.length = needed
         return self.view()
@@ -65,6 +67,11 @@ class Growable:
         if headroom:
             twin._reserve(self.length + headroom)
         return twin
+
+    def reserve(self, capacity: int) -> None:
+        """Make room for `capacity` entries in all (one allocation when the final size is known)."""
+        if capacity > self._storage.shape[self._dim]:
+            self._reserve(capacity)
 
     def empty_twin(self, capacity: int = 0) -> "Growable":
         """An empty Growable of the same layout, with room for `capacity` entries."""
@@ -107,6 +114,12 @@ class KVState:
         """Add this call's keys/values after everything so far."""
         self.keys.append(keys)
         self.values.append(values)
+
+    def reserve(self, tokens: int) -> None:
+        """Room for `tokens` positions in all, shared segments included."""
+        own = tokens - (self.length - self.keys.length)
+        self.keys.reserve(own)
+        self.values.reserve(own)
 
     def segments(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """(keys, values) views covering every position so far, in order."""
@@ -190,6 +203,17 @@ class HybridCache:
             self._bias.append(_additive(new, self.dtype))
         self._token_ids.append(input_ids)
 
+    def reserve(self, tokens: int) -> None:
+        """Allocate room for `tokens` positions in all now: growing by doubling would briefly hold
+        the old and the new K/V (up to 3x the K/V of a long document) at the worst moment."""
+        for state in self.layers:
+            if isinstance(state, KVState):
+                state.reserve(tokens)
+        self._token_ids.reserve(tokens)
+        for growable in (self._valid, self._bias):
+            if growable is not None:
+                growable.reserve(tokens)
+
     def copy(self, headroom: int = 0) -> "HybridCache":
         """An independent continuation: generation from a saved state leaves the state untouched.
 
@@ -212,7 +236,9 @@ class HybridCache:
             total += sum(t.numel() * t.element_size() for t in tensors)
         return total
 
-    def save(self, path: str | Path) -> None:
+    def save(self, path: str | Path, metadata: dict[str, str] | None = None) -> None:
+        """Write the cache to a safetensors file; `metadata` adds string fields to the header
+        (they cannot replace the ones `load` checks)."""
         tensors = {"token_ids": self.token_ids.contiguous()}
         if self.attention_mask is not None:
             tensors["attention_mask"] = self.attention_mask.contiguous()
@@ -223,7 +249,7 @@ class HybridCache:
             else:
                 keys, values = state.joined()
                 tensors[f"layers.{i}.keys"], tensors[f"layers.{i}.values"] = keys.contiguous(), values.contiguous()
-        save_file({name: t.cpu() for name, t in tensors.items()}, str(path), metadata=self._metadata())
+        save_file({name: t.cpu() for name, t in tensors.items()}, str(path), metadata={**(metadata or {}), **self._metadata()})
 
     def _metadata(self) -> dict[str, str]:
         return {

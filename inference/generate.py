@@ -283,6 +283,7 @@ class _Run:
         ids = torch.tensor([[self.gen.pad_token_id] * (width - len(p)) + p for p in self.prompts], device=device)
         mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in self.prompts], device=device)
         cache = self.model.new_cache(batch_size=len(self.prompts))
+        cache.reserve(width + self.max_new)
         return cache, self.model(ids, cache=cache, last_only=True, attention_mask=mask,
                                  progress=self.gen.progress_for(width))
 

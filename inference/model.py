@@ -112,6 +112,7 @@ class HybridModel(nn.Module):
         if total <= self.prefill_chunk:
             return self._forward(input_ids, cache, last_only, attention_mask)
         cache = cache if cache is not None else self.new_cache(input_ids.shape[0])
+        cache.reserve(cache.length + total)
         pieces = []
         for start in range(0, total, self.prefill_chunk):
             span = slice(start, start + self.prefill_chunk)
