@@ -17,7 +17,7 @@ SMALL = dict(model_type="granitemoehybrid", vocab_size=8000, hidden_size=256, nu
 # Runs in its own process so the peak is this prefill's: baseline after the imports (and after the
 # estimate, whose meta-device model loads the rest of torch.nn), then weights + prefill.
 MEASURE = """
-import json, resource, sys
+import json, sys
 import torch
 from inference import HybridConfig, HybridModel, memory
 torch.set_num_threads(1)
@@ -30,7 +30,8 @@ model = HybridModel(config)
 torch.nn.init.normal_(model.model.embed_tokens.weight, std=0.02)
 model.prefill_chunk = chunk
 model(torch.randint(3, config.vocab_size, (1, tokens)), cache=model.new_cache(), last_only=True)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+with open("/proc/self/status") as f:  # VmHWM: ru_maxrss would carry over the parent's peak across exec
+    peak = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
 print(json.dumps({"growth": peak - baseline, "estimate": expected.total, "weights": expected.weights}))
 """
 
