@@ -98,9 +98,9 @@ class Store:
         ref = str(doc_ref).strip()
         if not ref:
             raise UnknownDocumentError("empty document reference")
+        if self._catalog.query("SELECT 1 FROM documents WHERE doc_id = ? AND status = 'complete'", (ref,)):
+            return ref  # the common case, one indexed lookup
         complete = {r[0] for r in self._catalog.query("SELECT doc_id FROM documents WHERE status = 'complete'")}
-        if ref in complete:
-            return ref
         sources = {s: d for s, d in self._catalog.query("SELECT source, doc_id FROM sources") if d in complete}
         for candidate in (ref, str(Path(ref).expanduser().resolve())):
             if candidate in sources:

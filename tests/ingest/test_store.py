@@ -64,3 +64,31 @@ def test_upload_by_name_and_reopen(tmp_path, contract_text):
     with Store(tmp_path / "s") as reopened:
         assert reopened.documents()[0].source == "msa.txt"
         assert "Apex" in reopened.search("agreement made between the parties", k=1, doc_id="msa.txt")[0].text
+
+
+def test_identical_content_at_two_paths_is_one_document(store, tmp_path, contract_text):
+    first, second = tmp_path / "a.txt", tmp_path / "copy of a.txt"
+    first.write_text(contract_text)
+    second.write_text(contract_text)
+    report = ingest_paths([first, second], store)
+    assert [r.note for r in report.added] == ["", f"same content as {first}"]
+    (doc,) = store.documents()
+    assert doc.sources == (str(first), str(second)) and store.resolve(str(second)) == doc.doc_id
+    second.write_text(contract_text + "\nSCHEDULE 9\nA new schedule.\n")
+    report = ingest_paths([second], store)
+    assert len(report.replaced) == 1 and report.removed == []  # the old content still has a.txt
+    assert len(store.documents()) == 2 and store.verify() == []
+
+
+def test_new_chunker_settings_rechunk_on_the_next_ingest(tmp_path, contract_text):
+    from ingest import IngestSettings
+
+    path = tmp_path / "msa.txt"
+    path.write_text(contract_text)
+    with Store(tmp_path / "s") as store:
+        before = ingest_paths([path], store).added[0]
+        smaller = IngestSettings(chunk_tokens=96, overlap_tokens=16)
+        report = ingest_paths([path], store, settings=smaller)
+        assert report.replaced[0].doc_id == before.doc_id and "re-chunked" in report.replaced[0].note
+        assert report.replaced[0].chunks > before.chunks and report.removed == []
+        assert ingest_paths([path], store, settings=smaller).unchanged and store.verify() == []
