@@ -8,16 +8,27 @@
     tok = Tokenizer.from_pretrained(path)
     gen = Generator(model, tok)
     for text in gen.stream(messages, max_new_tokens=256, temperature=0.0): ...
+    state = DocumentCache(folder, max_bytes).get_or_build(model, tok, prefix_messages, doc_hash)
+    gen.stream(prefix_messages + [question], state=state)   # reads only the question
+
+Importing this package before torch makes OpenMP's idle threads sleep instead of spin
+(OMP_WAIT_POLICY=PASSIVE unless already set): with other programs busy on the same cores,
+spinning threads made a 2-thread prefill 4x and a decode step 16x slower on the development
+machine; the price on an idle machine is a thread wake-up per parallel region.
 """
 
-from inference.cache import HybridCache
-from inference.config import HybridConfig
-from inference.document_cache import DocumentCache
-from inference.errors import CacheMismatchError, CheckpointError, ConfigError, InferenceError, PromptTooLongError
-from inference.memory import MemoryEstimate, MemoryLimitError
-from inference.generate import GenerationResult, GenerationStream, Generator
-from inference.model import HybridModel
-from inference.tokenizer import Tokenizer
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read by OpenMP when torch loads
+
+from inference.cache import HybridCache  # noqa: E402
+from inference.config import HybridConfig  # noqa: E402
+from inference.document_cache import DocumentCache  # noqa: E402
+from inference.errors import CacheMismatchError, CheckpointError, ConfigError, InferenceError, PromptTooLongError  # noqa: E402
+from inference.memory import MemoryEstimate, MemoryLimitError  # noqa: E402
+from inference.generate import GenerationResult, GenerationStream, Generator  # noqa: E402
+from inference.model import HybridModel  # noqa: E402
+from inference.tokenizer import Tokenizer  # noqa: E402
 
 __all__ = [
     "CacheMismatchError",

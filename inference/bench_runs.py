@@ -1,0 +1,100 @@
+"""The measurements `python -m inference.bench` makes, one per process (see bench.py).
+
+Each returns a dict of plain numbers: prefill tokens/s and time to first token (prefill plus the
+first argmax), decode tokens/s (the median step, greedy), the peak RSS (VmHWM, this process only)
+and its growth over a baseline taken after the imports; ours adds the memory estimate and,
+asked for, the warm document-state time to first token.
+"""
+
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+
+def run_ours(folder: Path, dtype: torch.dtype, length: int, steps: int, warm: int, chunk: int | None,
+             gen: torch.Generator) -> dict:
+    from inference import HybridConfig, HybridModel, memory
+
+    config = HybridConfig.from_pretrained(folder)
+    estimate = memory.estimate(config, dtype, length + steps, chunk).total  # also loads the rest of torch.nn
+    baseline = _status("VmRSS")
+    model = HybridModel.from_pretrained(folder, dtype=dtype)
+    if chunk:
+        model.prefill_chunk = chunk
+    ids = torch.randint(3, model.config.vocab_size - 1, (1, length), generator=gen)
+    state = model.new_cache()
+    state.reserve(length)
+    started = time.perf_counter()
+    token = model(ids, cache=state, last_only=True).argmax(dim=-1, keepdim=True)
+    ttft = time.perf_counter() - started
+    cache = state.copy(headroom=steps + 1)  # what a question does: the document state stays as it is
+    decode = _decode(lambda t: model(t, cache=cache, last_only=True), token, steps)
+    result = {"tokens": length, "prefill_tps": length / ttft, "ttft": ttft, "decode_tps": 1 / decode,
+              "peak_rss": _status("VmHWM"), "estimate": estimate}
+    result["growth"] = result["peak_rss"] - baseline
+    if warm:
+        result |= _warm(model, state, ids, warm, ttft, gen)
+    return result
+
+
+def _warm(model, state, ids: torch.Tensor, tokens: int, ttft: float, gen: torch.Generator) -> dict:
+    """A question after the document: cold (read everything) vs warm (load the saved state)."""
+    question = torch.randint(3, model.config.vocab_size - 1, (1, tokens), generator=gen)
+    started = time.perf_counter()
+    model(question, cache=state.copy(headroom=tokens), last_only=True).argmax(dim=-1)
+    cold = ttft + time.perf_counter() - started
+    with tempfile.TemporaryDirectory(prefix="tome-bench-state-") as tmp:
+        path = Path(tmp) / "state.safetensors"
+        state.save(path)
+        started = time.perf_counter()
+        loaded = model.load_cache(path)
+        if loaded.token_ids[0].tolist() != ids[0].tolist():  # what DocumentCache checks on a hit
+            raise RuntimeError("the saved state does not hold the document")
+        model(question, cache=loaded.copy(headroom=tokens), last_only=True).argmax(dim=-1)
+        warm = time.perf_counter() - started
+    return {"warm_tokens": tokens, "warm_ttft": warm, "cold_ttft": cold}
+
+
+def run_transformers(folder: Path, dtype: torch.dtype, length: int, steps: int, gen: torch.Generator) -> dict:
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    from transformers import GraniteMoeHybridForCausalLM
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()  # its "falling back to the torch path" notices
+    baseline = _status("VmRSS")
+    model = GraniteMoeHybridForCausalLM.from_pretrained(folder, dtype=dtype).eval()
+    ids = torch.randint(3, model.config.vocab_size - 1, (1, length), generator=gen)
+    state = {}
+
+    def step(tokens: torch.Tensor) -> torch.Tensor:
+        out = model(input_ids=tokens, past_key_values=state.get("cache"), use_cache=True, logits_to_keep=1)
+        state["cache"] = out.past_key_values
+        return out.logits[:, -1]
+
+    with torch.inference_mode():
+        started = time.perf_counter()
+        token = step(ids).argmax(dim=-1, keepdim=True)
+        ttft = time.perf_counter() - started
+        decode = _decode(step, token, steps)
+    peak = _status("VmHWM")
+    return {"tokens": length, "prefill_tps": length / ttft, "ttft": ttft, "decode_tps": 1 / decode,
+            "peak_rss": peak, "growth": peak - baseline}
+
+
+def _decode(step, token: torch.Tensor, steps: int) -> float:
+    """Median seconds per greedy decode step."""
+    times = []
+    for _ in range(max(steps, 1)):
+        started = time.perf_counter()
+        token = step(token).argmax(dim=-1, keepdim=True)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def _status(field: str) -> int:
+    with open("/proc/self/status", encoding="ascii") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith(field + ":"))
