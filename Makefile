@@ -3,6 +3,9 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STORE ?= .tome
+# The sample documents only: sample_docs/ also holds their README, generator and qa.jsonl, and
+# its README.md would otherwise be ingested as a document.
+SAMPLE_DOCS := $(wildcard sample_docs/*.pdf)
 
 .PHONY: run test test-full install install-dev clean
 
@@ -25,7 +28,7 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 run: install
-	$(BIN)/tome ingest sample_docs --store $(STORE)
+	$(BIN)/tome ingest $(SAMPLE_DOCS) --store $(STORE)
 	$(BIN)/tome search "termination for convenience" --store $(STORE) -k 3
 	$(BIN)/tome serve --store $(STORE)
 

@@ -18,3 +18,14 @@ def test_transformers_does_not_take_our_kernels_for_its_hub_library():
     from transformers.utils import is_kernels_available
 
     assert not is_kernels_available()
+
+
+def test_make_run_ingests_the_sample_documents_and_not_their_readme():
+    # sample_docs/ also holds the README, generator and qa.jsonl beside the four documents.
+    repo = Path(__file__).resolve().parents[1]
+    dry_run = subprocess.run(["make", "-n", "run"], cwd=repo, capture_output=True, text=True, timeout=60)
+    assert dry_run.returncode == 0, dry_run.stderr
+    ingest = next(line.split() for line in dry_run.stdout.splitlines() if " ingest " in line)
+    named = {arg for arg in ingest[2:] if arg.startswith("sample_docs/")}
+    assert named == {f"sample_docs/{p.name}" for p in (repo / "sample_docs").glob("*.pdf")}
+    assert len(named) == 4
