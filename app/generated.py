@@ -8,6 +8,9 @@ marks claims with [n]. Afterwards:
   offsets); not found, it is removed from the answer and reported, never cited;
 - a passage cited without a quote is cited by its sentence closest to the claim;
 - citations are renumbered in order of appearance, grouped by document.
+
+Whole-document answers (`verify_quoted`) have no passages to number: each verified quote is
+cited where it stands, its pages found from where it occurs in the document.
 """
 
 import re
@@ -80,10 +83,43 @@ def verify(text: str, question: str, sources: list[Source], citer: Citer) -> Dra
     text = _MARKER.sub(lambda m: "".join(f"[{numbers[int(n)]}]" for n in re.split(r"\s*[,;]\s*", m.group(1))), text)
     if not citations:
         warnings.append("the answer cites no passage")
-    verdict = ""
-    if is_yes_no(question):
-        verdict = "yes" if re.match(r"\W*yes\b", text, re.I) else "no" if re.match(r"\W*no\b", text, re.I) else ""
-    return Draft(text, citations, covered=True, verdict=verdict, warnings=tuple(warnings))
+    return Draft(text, citations, covered=True, verdict=_verdict(question, text), warnings=tuple(warnings))
+
+
+def verify_quoted(text: str, question: str, doc_id: str, citer: Citer) -> Draft:
+    """A model's answer written from a whole document: each quote it gives is located in the
+    document and cited [n] by its offsets (the same span keeps its number); a quote the document
+    does not contain is removed and reported. Markers the model wrote itself name no passage and
+    are dropped."""
+    text = re.sub(r"\s*" + _MARKER.pattern, "", text).strip()
+    if not text or _NOT_COVERED.search(text) and not _QUOTE.search(text):
+        return Draft(NOT_COVERED, (), covered=False, verdict="no" if is_yes_no(question) else "")
+    warnings: list[str] = []
+    spans: list[tuple[int, int]] = []
+    pieces, last = [], 0
+    for match in _QUOTE.finditer(text):
+        found = citer.locate(match.group(1), [doc_id])
+        pieces.append(text[last:match.start()])
+        if found is None:
+            warnings.append(f"quote not found in the document, removed: “{match.group(1)}”")
+            pieces.append(REMOVED_QUOTE)
+        else:
+            if (found.start, found.end) not in spans:
+                spans.append((found.start, found.end))
+            pieces.append(f"{match.group(0)} [{spans.index((found.start, found.end)) + 1}]")
+        last = match.end()
+    pieces.append(text[last:])
+    if not spans:
+        warnings.append("the answer quotes nothing that was found in the document")
+    citations = tuple(citer.cite(n, doc_id, start, end) for n, (start, end) in enumerate(spans, start=1))
+    text = "".join(pieces)
+    return Draft(text, citations, covered=True, verdict=_verdict(question, text), warnings=tuple(warnings))
+
+
+def _verdict(question: str, text: str) -> str:
+    if not is_yes_no(question):
+        return ""
+    return "yes" if re.match(r"\W*yes\b", text, re.I) else "no" if re.match(r"\W*no\b", text, re.I) else ""
 
 
 def _drop_bad_markers(text: str, count: int, warnings: list[str]) -> str:

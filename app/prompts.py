@@ -6,7 +6,7 @@ states that include a prompt (the document state cache) and benchmark outputs ke
 
 import json
 
-PROMPT_VERSION = "qa-1"
+PROMPT_VERSION = "qa-2"
 
 NOT_COVERED = "The documents do not cover this."
 NOT_FOUND = "Not found in the document."
@@ -42,6 +42,30 @@ ANSWER_RULES = (
     "- Be brief: at most five sentences."
 )
 
+# Whole-document mode: the system turn holds these rules and the document's full text, so every
+# question about the document continues from one cached state. There are no passage numbers to
+# cite: the model quotes, and each quote is located in the text to find its page.
+WHOLE_RULES = (
+    "You answer questions about the contract or technical manual given below in full.\n"
+    "- Use only this document. Support every statement with a short quote copied character for "
+    "character from the document, in double quotes.\n"
+    "- For a yes/no question, begin with Yes or No.\n"
+    f"- If the document does not answer the question, reply exactly: {NOT_COVERED}\n"
+    "- Be brief: at most five sentences."
+)
+
+# A summary field asked of the whole document (or of one part of it, for the hierarchical method).
+FIELD_REQUEST = (
+    "For a summary of this document, answer briefly: {question} Quote the deciding words verbatim "
+    f"in double quotes. If the document does not say, reply exactly: {NOT_FOUND}"
+)
+PART_NOTE = "This is part {part} of {parts} of a document too long to read at once."
+COMBINE_REQUEST = (
+    "These notes answer \"{question}\" for consecutive parts of one document, with verbatim quotes. "
+    "Combine them into one brief answer for the whole document; keep the quotes exactly as they are. "
+    f"If no part answers it, reply exactly: {NOT_FOUND}\n\n{{notes}}"
+)
+
 REWRITE_INSTRUCTIONS = (
     "Rewrite the user's last question so that it can be understood without the conversation: "
     "replace pronouns and elliptical phrases with what they refer to, keep every detail, do not "
@@ -57,6 +81,11 @@ def documents_block(documents: list[dict]) -> str:
 
 def answer_system_prompt(documents: list[dict]) -> str:
     return ANSWER_RULES + "\n\n" + documents_block(documents)
+
+
+def whole_system_prompt(title: str, text: str) -> str:
+    """The system turn of whole-document mode: the rules, then the document as Granite document 1."""
+    return WHOLE_RULES + "\n\n" + documents_block([{"doc_id": "1", "title": title, "text": text}])
 
 
 def rewrite_prompt(history: list[tuple[str, str]], question: str) -> str:
@@ -113,4 +142,16 @@ MANUAL_FIELDS = (
      ("procedure steps installation start-up commissioning", "maintenance schedule inspection")),
     ("Safety warnings", "What are the safety warnings?",
      ("WARNING hazard risk of electric shock death injury", "CAUTION damage to equipment")),
+)
+
+# The fields a model writes when it reads the whole document: (name, question).
+MODEL_CONTRACT_FIELDS = tuple((name, question) for name, question, _ in CONTRACT_FIELDS) + (
+    ("Unusual obligations", "Which unusual obligations does it impose, such as non-compete, exclusivity, "
+     "minimum commitments, most-favoured-nation pricing or audit rights?"),
+)
+MODEL_MANUAL_FIELDS = (
+    ("Purpose", "What does this manual describe, and for whom?"),
+    ("Structure", "How is the manual organised? Name its main sections in order."),
+    ("Key procedures", "What are the main installation, operation and maintenance procedures?"),
+    ("Safety warnings", "What are the safety warnings?"),
 )

@@ -11,11 +11,15 @@
 or LangChain messages. A follow-up is rewritten into a standalone question (by the model when
 there is one, by rules otherwise) before retrieval. Without a model the answer is extractive
 (app/extractive.py); with one it is generated from the retrieved passages and its citations
-verified (app/generated.py). One Assistant serves many questions: the embedder, the store
-and the per-document caches are loaded once.
+verified (app/generated.py). With the built-in Granite runtime, a question about one document
+can be answered from the whole document instead (app/whole.py): mode "whole", or "auto" when the
+document fits the context, the memory and the time limit. One Assistant serves many questions:
+the embedder, the store and the per-document caches are loaded once. Removing a document from
+the store deletes its saved model states.
 """
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 from app.answer import Answer, Draft
 from app.citations import Citer
@@ -25,6 +29,7 @@ from app.evidence import TermWeights, is_yes_no
 from app.extractive import Extractor, support_threshold
 from app.prompts import NOT_COVERED
 from app.rewrite import ROLE_PAIRS, rewrite_rules, rewrite_with_model
+from app.whole import Plan, WholeReader, WholeSettings, is_runtime, purge_states
 from ingest import IngestError, Store
 
 MODES = ("auto", "retrieval", "whole")
@@ -37,13 +42,15 @@ MODEL_SUPPORT_SLACK = 0.1
 
 
 class Assistant:
-    def __init__(self, store: Store, llm=None, *, k: int = RETRIEVE_K):
+    def __init__(self, store: Store, llm=None, *, k: int = RETRIEVE_K, whole: WholeSettings = WholeSettings()):
         from ingest.embed import get_embedder
 
         self.store, self.llm, self.k = store, llm, k
         self.citer = Citer(store)
         self.expander = Expander(store, self.citer)
         self.extractor = Extractor(self.citer, get_embedder(), TermWeights())
+        self.reader = WholeReader(self.citer, llm, whole) if is_runtime(llm) else None
+        store.on_removal(lambda removal: purge_states(store.path, removal.doc_id))
 
     def ask(self, question: str, history: Sequence = (), doc_id: str | None = None, mode: str = "auto") -> Answer:
         answer = None
@@ -60,11 +67,14 @@ class Assistant:
         doc_id = self._resolve(doc_id)
         turns = conversation(history)
         standalone = self.standalone(question, turns, doc_id)
-        used, notes = self._mode(mode)
-        sources = self.sources(standalone, doc_id)
-        draft = yield from self.compose(standalone, sources, turns)
-        yield Answer(question, standalone, draft.text, draft.citations, used, draft.covered, draft.verdict,
-                     draft.warnings, tuple(notes))
+        route = self.route(mode, doc_id)
+        if route.mode == "whole":
+            draft = yield from self.reader.answer(route.doc_id, standalone, route.plan)
+        else:
+            sources = self.sources(standalone, doc_id)
+            draft = yield from self.compose(standalone, sources, turns)
+        yield Answer(question, standalone, draft.text, draft.citations, route.mode, draft.covered, draft.verdict,
+                     draft.warnings, route.notes)
 
     def standalone(self, question: str, turns: list[tuple[str, str]], doc_id: str | None = None) -> str:
         """The question rewritten to stand alone, given the conversation so far."""
@@ -114,16 +124,29 @@ class Assistant:
             yield piece
         return generated.verify("".join(pieces), question, sources, self.citer)
 
-    def _mode(self, requested: str) -> tuple[str, list[str]]:
-        """The mode used and why it differs from the one requested."""
+    def route(self, requested: str, doc_id: str | None = None) -> "Route":
+        """How a question in mode `requested` about `doc_id` (None: the whole store) is answered,
+        with a note whenever whole-document reading was possible in principle but not used."""
         if self.llm is None:
             if requested == "whole":
                 raise AppError("whole-document mode needs a model: pass --model DIR or set TOME_MODEL")
-            return "extractive", []
-        if requested == "whole":
-            return "retrieval", ["whole-document reading needs the built-in Granite runtime with its "
-                                 "document cache; answered from retrieved passages"]
-        return "retrieval", []
+            return Route("extractive")
+        if requested == "retrieval":
+            return Route("retrieval")
+        if self.reader is None:
+            return Route("retrieval", (WHOLE_NEEDS_RUNTIME,) if requested == "whole" else ())
+        scope = doc_id or self._only_document()
+        if scope is None:
+            return Route("retrieval", (WHOLE_NEEDS_ONE_DOCUMENT,) if requested == "whole" else ())
+        plan = self.reader.plan(scope, requested)
+        if not plan.whole:
+            return Route("retrieval", (plan.reason,), scope, plan)
+        how = "from its saved state" if plan.cached else f"read first, about {plan.read_s:,.0f} s"
+        return Route("whole", (f"read the whole document: {plan.tokens:,} tokens, {how}",), scope, plan)
+
+    def _only_document(self) -> str | None:
+        docs = self.store.documents()
+        return docs[0].doc_id if len(docs) == 1 else None
 
     def _resolve(self, doc_id: str | None) -> str | None:
         if doc_id is None:
@@ -139,6 +162,22 @@ class Assistant:
         docs = [doc_id] if doc_id else [d.doc_id for d in self.store.documents()][:20]
         terms = [t for d in docs for t in self.expander.defined_terms(d)]
         return tuple(dict.fromkeys(t for t in terms if t.lower() in roles))
+
+
+WHOLE_NEEDS_RUNTIME = ("whole-document reading needs the built-in Granite runtime with its document cache; "
+                       "answered from retrieved passages")
+WHOLE_NEEDS_ONE_DOCUMENT = ("whole-document reading answers about one document: choose one (--doc); "
+                            "answered from retrieved passages across the library")
+
+
+@dataclass(frozen=True)
+class Route:
+    """The way one question is answered."""
+
+    mode: str  # "extractive", "retrieval" or "whole"
+    notes: tuple[str, ...] = ()  # why whole-document reading was not used (or how it was)
+    doc_id: str = ""  # the document read whole (or considered)
+    plan: Plan | None = None
 
 
 def conversation(history: Sequence) -> list[tuple[str, str]]:

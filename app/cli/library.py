@@ -67,6 +67,7 @@ def run_ingest(args: argparse.Namespace) -> int:
         store = Store(args.store, settings=settings)
     except IngestError as error:
         return _fail(error)
+    _purge_states_on_removal(store)  # a file re-ingested with new content removes its old version
     started = time.monotonic()
     try:
         with _ProgressBar(enabled=sys.stderr.isatty() and not args.json) as bar:
@@ -175,6 +176,7 @@ def run_rm(args: argparse.Namespace) -> int:
         store = Store(args.store, create=False)
     except IngestError as error:
         return _fail(error)
+    _purge_states_on_removal(store)
     status = 0
     for ref in args.docs:
         try:
@@ -184,6 +186,13 @@ def run_rm(args: argparse.Namespace) -> int:
             continue
         print(f"removed {removal.doc_id}  {removal.title}  ({', '.join(_shown(s) for s in removal.sources)})")
     return status
+
+
+def _purge_states_on_removal(store) -> None:
+    """A removed document's saved model states (whole-document reading) go with it."""
+    from app.whole import purge_states
+
+    store.on_removal(lambda removal: purge_states(store.path, removal.doc_id))
 
 
 def run_search(args: argparse.Namespace) -> int:

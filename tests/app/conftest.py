@@ -49,3 +49,23 @@ def msa(library) -> str:
 @pytest.fixture(scope="session")
 def manual(library) -> str:
     return library.resolve("manual.txt")
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory):
+    """A tiny random Granite 4.0 H model folder (checkpoint and tokenizer)."""
+    from tests.app.runtime import write_model
+
+    return write_model(tmp_path_factory.mktemp("model") / "granite-tiny")
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread (their ops are too small to share), and so do the
+    embedder's small batches on a machine shared with other jobs."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
