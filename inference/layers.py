@@ -71,10 +71,10 @@ class MoE(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         tokens = x.reshape(-1, x.shape[-1])  # [b*t, H]
-        top_logits, top_index = self.router.layer(tokens).float().topk(self.top_k, dim=-1)
+        top_weights, top_index = kernels.moe_route(self.router.layer(tokens), self.top_k)
         w_in, w_out = self.input_linear.weight, self.output_linear.weight
         # The kernels take tokens in the experts' dtype; fp32 activations of a bf16 model are
         # rounded to it, and the torch path still multiplies in fp32 (kernels/matmul.py).
-        top_weights = top_logits.softmax(dim=-1).to(w_in.dtype)
+        top_weights = top_weights.to(w_in.dtype)
         out = kernels.moe_experts(tokens.to(w_in.dtype), top_index, top_weights, w_in, w_out)
         return out.view(x.shape).to(x.dtype)

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+import kernels
 from inference import checkpoint
 from inference.attention import Attention, AttentionInputs, attention_inputs
 from inference.cache import HybridCache, LayerState
@@ -22,8 +23,8 @@ from inference.layers import Linear, MoE, RMSNorm, SharedMLP
 from inference.mamba import Mamba2Mixer
 from kernels.matmul import compute_dtype, linear
 
-# Tokens per forward pass when a longer input is read in pieces. Peak memory is the weights, the KV
-# cache and a transient that grows with this (about 40 KB per token of it on h-350m); throughput
+# Tokens per forward pass when a longer input is read in pieces. Peak memory is the weights, the
+# KV cache and a transient that grows with this (about 40 KB per token of it on h-350m); throughput
 # on this 2-core CPU was flat from 512 to 2048 tokens (see BENCHMARKS.md, chunk-size table).
 PREFILL_CHUNK = 1024
 
@@ -45,8 +46,8 @@ class DecoderLayer(nn.Module):
                 attention: AttentionInputs) -> torch.Tensor:
         h = self.input_layernorm(x)
         h = self.mamba(h, state, pad) if hasattr(self, "mamba") else self.self_attn(h, state, attention)
-        x = x + h * self.residual_multiplier
-        h = self.post_attention_layernorm(x)
+        norm = self.post_attention_layernorm
+        x, h = kernels.add_rms_norm(x, h, self.residual_multiplier, norm.weight, norm.eps)  # x += h * m; h = norm(x)
         ffn = self.shared_mlp(h)
         if self.block_sparse_moe is not None:
             ffn = self.block_sparse_moe(h) + ffn
