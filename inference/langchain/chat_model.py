@@ -1,32 +1,8 @@
-"""`ChatGranite`: the built-in Granite runtime as a LangChain chat model.
-
-    from inference.langchain import ChatGranite
-    llm = ChatGranite(model_path="models/granite-4.0-h-1b", max_tokens=256)   # loads on first use
-    llm.invoke("Who are the parties?").content
-    for chunk in llm.stream(messages): ...            # token by token; the last chunk has usage
-    llm.bind_tools([get_weather]).invoke(...)          # .tool_calls from <tool_call> output
-    llm.with_structured_output(Parties).invoke(...)    # a Parties instance
-    llm = ChatGranite.from_runtime(model, tokenizer)   # share a model that is already loaded
-    llm.model, llm.tokenizer, llm.generator            # the runtime, for DocumentCache and friends
-
-Streaming is the primitive: `_stream` turns the Generator's text pieces into chunks, `_generate`
-collects them and `_astream` steps the same iterator on a worker thread. Messages map to the
-chat template's roles (system, user, assistant with its tool calls, tool). With tools bound, the
-reply's `<tool_call>{"name": ..., "arguments": {...}}</tool_call>` blocks become tool calls
-(one tool_call_chunk each when streaming, once the block is complete); a block that is not such
-JSON becomes an invalid tool call whose args are the block's raw text. A forced tool choice or a
-JSON response format is given by starting the reply for the model (the "reply prefix"), which
-then is part of the reply's text.
-
-Models load lazily and are shared by all ChatGranite instances of the same (folder, dtype,
-context budget) while any of them is alive.
-"""
+"""`ChatGranite` and the shared, lazily loaded runtime it runs on (see the package docstring)."""
 
 import dataclasses
-import json
 import threading
 import time
-import uuid
 import weakref
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import closing
@@ -36,14 +12,12 @@ from typing import Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LangSmithParams
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ChatMessage, HumanMessage, SystemMessage
-from langchain_core.messages import ToolMessage
-from langchain_core.messages.tool import tool_call_chunk
+from langchain_core.language_models.chat_models import generate_from_stream
+from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
 from langchain_core.output_parsers.openai_tools import JsonOutputKeyToolsParser, PydanticToolsParser
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
-from langchain_core.language_models.chat_models import generate_from_stream
 from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
 from langchain_core.runnables.config import run_in_executor
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
@@ -51,15 +25,14 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from inference.errors import InferenceError
 from inference.generate import Generator
+from inference.langchain.messages import CALL_END, CALL_START, ask_for_json, forced_call_prefix, template_messages
+from inference.langchain.replies import ReplyReader
 from inference.model import HybridModel
 from inference.tokenizer import Tokenizer
 
-CALL_START, CALL_END = "<tool_call>", "</tool_call>"
 # Options a call may pass (invoke(..., temperature=0.7), bind(...)); anything else is refused.
 CALL_OPTIONS = {"temperature", "max_tokens", "top_p", "top_k", "repetition_penalty", "seed", "tools",
                 "tool_choice", "response_format", "documents", "stream"}
-JSON_INSTRUCTION = "Respond with one JSON object only, without any other text."
-SCHEMA_INSTRUCTION = "The JSON object must conform to this JSON schema:\n"
 
 
 @dataclasses.dataclass(eq=False)  # eq=False: hashed by identity, weak-referenceable
@@ -207,7 +180,7 @@ class ChatGranite(BaseChatModel):
         decides), "none" (no tools shown), "any"/"required" (the reply starts a tool call), or a
         tool's name (the reply starts a call of that tool, and stops after it)."""
         formatted = [convert_to_openai_tool(tool, strict=strict) for tool in tools]
-        _forced_call_prefix(tool_choice, [tool["function"]["name"] for tool in formatted])  # validates
+        forced_call_prefix(tool_choice, [tool["function"]["name"] for tool in formatted])  # validates
         return self.bind(tools=formatted, tool_choice=tool_choice, **kwargs)
 
     def with_structured_output(self, schema: dict | type | None = None, *,
@@ -287,9 +260,9 @@ class ChatGranite(BaseChatModel):
         if choice == "none":
             tools = None
         turns = template_messages(messages)
-        prefix = _forced_call_prefix(choice, [t["function"]["name"] for t in tools or []]) if tools else ""
+        prefix = forced_call_prefix(choice, [t["function"]["name"] for t in tools or []]) if tools else ""
         if options.get("response_format"):
-            turns, prefix = _ask_for_json(turns, options["response_format"]), "{"
+            turns, prefix = ask_for_json(turns, options["response_format"]), "{"
         stops = list(stop if stop is not None else self.stop or [])
         if prefix.startswith(CALL_START + "\n{"):  # one named call is wanted: stop when it is complete
             stops.append(CALL_END)
@@ -306,153 +279,3 @@ class Request:
     prefix: str  # the start of the reply given to the model; it is part of the reply's text
     parse_calls: bool  # tools are bound: <tool_call> blocks are tool calls, not text
     generation: dict[str, Any]  # keyword arguments of Generator.stream_ids
-
-
-def template_messages(messages: list[BaseMessage]) -> list[dict]:
-    """LangChain messages as the chat template's message dicts."""
-    turns = []
-    for i, message in enumerate(messages):
-        role = _role(message, i)
-        turn = {"role": role, "content": _text(message, i)}
-        if isinstance(message, AIMessage) and message.tool_calls:
-            turn["tool_calls"] = [{"type": "function", "id": call.get("id"),
-                                   "function": {"name": call["name"], "arguments": call["args"]}}
-                                  for call in message.tool_calls]
-        if isinstance(message, ToolMessage):
-            turn["tool_call_id"] = message.tool_call_id
-        turns.append(turn)
-    return turns
-
-
-def _role(message: BaseMessage, index: int) -> str:
-    roles = {SystemMessage: "system", HumanMessage: "user", AIMessage: "assistant", ToolMessage: "tool"}
-    for kind, role in roles.items():
-        if isinstance(message, kind):
-            return role
-    if isinstance(message, ChatMessage) and message.role in ("system", "user", "assistant", "tool"):
-        return message.role
-    raise InferenceError(f"message {index}: ChatGranite cannot send a {type(message).__name__} "
-                         f"(role {getattr(message, 'role', message.type)!r}) to the model")
-
-
-def _text(message: BaseMessage, index: int) -> str:
-    """A message's text; tool-use blocks are skipped (its tool_calls carry them), other media refused."""
-    if isinstance(message.content, str):
-        return message.content
-    parts = []
-    for block in message.content:
-        if isinstance(block, str):
-            parts.append(block)
-        elif block.get("type") == "text":
-            parts.append(block.get("text", ""))
-        elif block.get("type") not in ("tool_use", "tool_call", "tool_call_chunk", "reasoning", "thinking"):
-            raise InferenceError(f"message {index}: ChatGranite reads text only, not a {block.get('type')!r} block")
-    return "\n".join(parts)
-
-
-def _forced_call_prefix(choice: str | dict | None, names: list[str]) -> str:
-    """The reply prefix that makes the model call a tool, after checking `choice` against `names`."""
-    if isinstance(choice, dict):
-        choice = (choice.get("function") or {}).get("name") or choice.get("name")
-    if choice in (None, "auto", "none"):
-        return ""
-    if choice in ("any", "required"):
-        return CALL_START + "\n"
-    if choice in names:
-        return CALL_START + "\n" + '{"name": ' + json.dumps(choice, ensure_ascii=False) + ', "arguments": '
-    raise InferenceError(f"tool_choice {choice!r}: expected auto, none, any, required or one of {names}")
-
-
-def _ask_for_json(turns: list[dict], response_format: dict) -> list[dict]:
-    """The conversation with the JSON instruction added to its system turn (made if missing)."""
-    if response_format.get("type") not in ("json_object", "json_schema"):
-        raise InferenceError(f"response_format {response_format!r}: expected type json_object or json_schema")
-    instruction = JSON_INSTRUCTION
-    if response_format.get("schema"):
-        instruction += "\n" + SCHEMA_INSTRUCTION + json.dumps(response_format["schema"], ensure_ascii=False)
-    if turns and turns[0]["role"] == "system":
-        return [{**turns[0], "content": f"{turns[0]['content']}\n\n{instruction}"}, *turns[1:]]
-    return [{"role": "system", "content": instruction}, *turns]
-
-
-class ReplyReader:
-    """Splits streamed reply text into content chunks and, with tools bound, tool-call chunks.
-
-    Text that might be the start of "<tool_call>" is held back until the next piece decides; a
-    block's text is kept until "</tool_call>" (or the end of the reply) and then parsed.
-    """
-
-    def __init__(self, parse_calls: bool):
-        self.parse_calls = parse_calls
-        self.pending, self.in_call, self.calls = "", False, 0
-
-    def feed(self, piece: str) -> Iterator[ChatGenerationChunk]:
-        if not self.parse_calls:
-            if piece:
-                yield _content(piece)
-            return
-        self.pending += piece
-        while self.pending:
-            marker = CALL_END if self.in_call else CALL_START
-            found = self.pending.find(marker)
-            if found < 0:
-                if not self.in_call:
-                    ready = len(self.pending) - _partial_marker(self.pending, CALL_START)
-                    if ready:
-                        yield _content(self.pending[:ready])
-                        self.pending = self.pending[ready:]
-                return
-            if self.in_call:
-                yield self._call(self.pending[:found], closed=True)
-            elif found:
-                yield _content(self.pending[:found])
-            self.pending, self.in_call = self.pending[found + len(marker):], not self.in_call
-
-    def end(self) -> Iterator[ChatGenerationChunk]:
-        """What is left when the reply ends: an unclosed call, or held-back text."""
-        if self.in_call:
-            yield self._call(self.pending, closed=False)
-        elif self.pending:
-            yield _content(self.pending)
-        self.pending, self.in_call = "", False
-
-    def _call(self, body: str, closed: bool) -> ChatGenerationChunk:
-        index, self.calls = self.calls, self.calls + 1
-        call_id = f"call_{uuid.uuid4().hex[:24]}"
-        parsed = parse_call(body)
-        if parsed is None:  # args that are no JSON object make LangChain file it as an invalid call
-            raw = CALL_START + body + (CALL_END if closed else "")
-            chunk = tool_call_chunk(name=None, args=raw, id=call_id, index=index)
-        else:
-            name, arguments = parsed
-            chunk = tool_call_chunk(name=name, args=json.dumps(arguments, ensure_ascii=False), id=call_id, index=index)
-        return ChatGenerationChunk(message=AIMessageChunk(content="", tool_call_chunks=[chunk]))
-
-
-def parse_call(body: str) -> tuple[str, dict] | None:
-    """(name, arguments) of a tool call block's text, or None when it is not such a JSON object."""
-    try:
-        call = json.loads(body)
-    except json.JSONDecodeError:
-        return None
-    if not isinstance(call, dict) or not isinstance(call.get("name"), str):
-        return None
-    arguments = call.get("arguments", call.get("parameters", {}))
-    if isinstance(arguments, str):  # some models write the arguments as a JSON string
-        try:
-            arguments = json.loads(arguments)
-        except json.JSONDecodeError:
-            return None
-    return (call["name"], arguments) if isinstance(arguments, dict) else None
-
-
-def _partial_marker(text: str, marker: str) -> int:
-    """How many trailing characters of `text` could begin `marker`."""
-    for k in range(min(len(marker) - 1, len(text)), 0, -1):
-        if marker.startswith(text[-k:]):
-            return k
-    return 0
-
-
-def _content(text: str) -> ChatGenerationChunk:
-    return ChatGenerationChunk(message=AIMessageChunk(content=text))
