@@ -59,7 +59,8 @@ FIELD_REQUEST = (
     "For a summary of this document, answer briefly: {question} Quote the deciding words verbatim "
     f"in double quotes. If the document does not say, reply exactly: {NOT_FOUND}"
 )
-PART_NOTE = "This is part {part} of {parts} of a document too long to read at once."
+# The title of one part of a document too long to read at once (the hierarchical summary).
+PART_TITLE = "{title}, part {part} of {parts}"
 COMBINE_REQUEST = (
     "These notes answer \"{question}\" for consecutive parts of one document, with verbatim quotes. "
     "Combine them into one brief answer for the whole document; keep the quotes exactly as they are. "

@@ -140,7 +140,7 @@ class Assistant:
             return Route("retrieval", (WHOLE_NEEDS_ONE_DOCUMENT,) if requested == "whole" else ())
         plan = self.reader.plan(scope, requested)
         if not plan.whole:
-            return Route("retrieval", (plan.reason,), scope, plan)
+            return Route("retrieval", (f"{plan.reason}; answered from retrieved passages",), scope, plan)
         how = "from its saved state" if plan.cached else f"read first, about {plan.read_s:,.0f} s"
         return Route("whole", (f"read the whole document: {plan.tokens:,} tokens, {how}",), scope, plan)
 

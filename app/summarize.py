@@ -11,9 +11,14 @@ rights, liability caps and indemnities, confidentiality, governing law and dispu
 obligations), each filled by retrieval within the document; a manual gets its purpose, its
 structure by section, key procedures and safety warnings. Both end with an overview: without
 a model, a coverage-aware extractive summary (the most central sentence of every major
-section, by sentence embeddings, then the most central of the rest); with one, the fields are
-written by the model from the same passages. Reading the whole document in one pass through
-the model is `mode="whole"` (the long-context runtime; see `_whole`).
+section, by sentence embeddings, then the most central of the rest); with a LangChain chat
+model, the fields are written by the model from the same passages.
+
+With the built-in Granite runtime (app/model_summary.py) the model reads the whole document in
+one pass, through the document cache, and writes each field from it ("one pass"); a document
+beyond the context budget is read in budget-sized parts whose answers are then combined
+("hierarchical"). "auto" does so when the read is estimated within the time limit (or already
+cached), like whole-document answers; `Summary.method` and the notes say which was used.
 """
 
 import re
@@ -29,10 +34,12 @@ from app.evidence import sentences
 from app.prompts import CONTRACT_FIELDS, MANUAL_FIELDS, NOT_FOUND, NOTABLE_CLAUSES
 from app.extractive import support_threshold
 from app.qa import Assistant
+from app.whole import Reading
 from ingest import IngestError, Store
 
 MODES = ("auto", "retrieval", "whole")
 KINDS = ("auto", "contract", "manual")
+METHODS = ("extractive", "retrieval", "one pass", "hierarchical")
 # Chunks retrieved per query of a field (each field asks its question plus a few phrasings).
 FIELD_K = 4
 # A field quotes every sentence within this margin of its best one (up to three): a summary
@@ -69,6 +76,7 @@ class Summary:
     mode: str  # "extractive", "retrieval" or "whole"
     fields: tuple[SummaryField, ...]
     notes: tuple[str, ...] = ()
+    method: str = "retrieval"  # one of METHODS: how the fields were found
 
     @property
     def citations(self) -> tuple[Citation, ...]:
@@ -101,16 +109,19 @@ def stream_summary(store: Store, doc: str, *, llm=None, mode: str = "auto", kind
         doc_id = store.resolve(doc)
     except IngestError as error:
         raise AppError(str(error)) from None
-    used, notes = _mode(assistant, mode)
     kind = kind if kind != "auto" else detect_kind(assistant.citer.text(doc_id))
+    used, method, notes, drafts = _method(assistant, doc_id, kind, mode)
     fields = []
     numbered = 0
-    for name, draft in _fields(assistant, doc_id, kind):
-        field = _numbered(name, draft, numbered)
+    for item in drafts:
+        if isinstance(item, Reading):
+            yield item
+            continue
+        field = _numbered(*item, numbered)
         numbered += len(field.citations)
         fields.append(field)
         yield render(field)
-    yield Summary(doc_id, assistant.citer.title(doc_id), kind, used, tuple(fields), tuple(notes))
+    yield Summary(doc_id, assistant.citer.title(doc_id), kind, used, tuple(fields), tuple(notes), method)
 
 
 def detect_kind(text: str) -> str:
@@ -121,18 +132,37 @@ def detect_kind(text: str) -> str:
     return "manual" if manual > contract else "contract"
 
 
-def _mode(assistant: Assistant, requested: str) -> tuple[str, list[str]]:
+def _method(assistant: Assistant, doc_id: str, kind: str, requested: str):
+    """(mode, method, notes, the fields' drafts to come): whole-document reading when the
+    assistant's route allows it, in parts when only the context budget stands in the way."""
+    from app import model_summary
+
     if assistant.llm is None:
         if requested == "whole":
             raise AppError("whole-document summaries need a model: pass --model DIR or set TOME_MODEL")
-        return "extractive", []
-    if requested == "whole":
-        return "retrieval", ["reading the whole document in one pass needs the built-in Granite runtime "
-                             "with its document cache; summarised field by field from retrieved passages"]
-    return "retrieval", []
+        return "extractive", "extractive", [], _fields(assistant, doc_id, kind)
+    route = assistant.route(requested, doc_id)
+    plan, reader = route.plan, assistant.reader
+    if route.mode == "whole":
+        note = f"one pass: the model read the whole document ({plan.tokens:,} tokens) and wrote each field from it"
+        return "whole", "one pass", [note], model_summary.one_pass(reader, doc_id, kind, plan)
+    if plan is None:
+        return "retrieval", "retrieval", list(route.notes), _fields(assistant, doc_id, kind)
+    reason = plan.reason
+    if plan.over_budget:
+        parts = model_summary.split(reader, doc_id)
+        seconds = model_summary.read_seconds(reader, parts)
+        if requested == "whole" or seconds <= reader.settings.max_read_s:
+            note = (f"hierarchical: {reason}, so it was read in {len(parts)} parts, each part was asked every "
+                    "field, and the parts' answers were combined per field")
+            return "whole", "hierarchical", [note], model_summary.hierarchical(reader, doc_id, kind, parts)
+        reason += f", and reading it in {len(parts)} parts would take about {seconds:,.0f} s"
+    note = f"{reason}; summarised field by field from retrieved passages"
+    return "retrieval", "retrieval", [note], _fields(assistant, doc_id, kind)
 
 
 def _fields(assistant: Assistant, doc_id: str, kind: str) -> Iterator[tuple[str, Draft]]:
+    """The fields from retrieved passages: extractive, or written by a LangChain chat model."""
     if kind == "contract":
         for name, question, queries in CONTRACT_FIELDS:
             yield name, _field(assistant, doc_id, question, queries)

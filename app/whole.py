@@ -65,24 +65,37 @@ class Reading:
 class Plan:
     whole: bool
     reason: str = ""  # why not, "" when reading whole
+    over_budget: bool = False  # the reason is the context budget (a summary can read it in parts)
     tokens: int = 0  # the system turn with the document
     cached: bool = False  # the state after it is saved: only the question will be read
     read_s: float = 0.0  # estimated seconds to read it (0 when cached)
 
 
 def is_runtime(llm) -> bool:
-    """Whether `llm` is the built-in runtime (whole-document reading needs its generator and cache)."""
-    return llm is not None and all(hasattr(llm, name) for name in ("model", "tokenizer", "generator"))
+    """Whether `llm` is the built-in runtime (whole-document reading needs its generator and cache).
+    Checked without reading the attributes: ChatGranite loads its weights on first access."""
+    if llm is None:
+        return False
+    names = set(dir(type(llm))) | set(getattr(llm, "__dict__", {}))
+    return {"model", "tokenizer", "generator"} <= names
+
+
+def part_key(doc_id: str, part: int, parts: int) -> str:
+    """The cache key of one part of a document read in parts (app/model_summary.py)."""
+    return f"{doc_id}.part{part}of{parts}"
 
 
 def purge_states(store_path: Path, doc_id: str) -> int:
-    """Delete a removed document's saved states; bytes freed. Loads the runtime only if any exist."""
+    """Delete a removed document's saved states (its parts' too); bytes freed. Loads the runtime
+    only if there are any."""
     folder = Path(store_path) / STATES_FOLDER
-    if not (folder / doc_id).is_dir():
+    keys = [path.name for path in (*folder.glob(doc_id), *folder.glob(f"{doc_id}.part*")) if path.is_dir()]
+    if not keys:
         return 0
     from inference import DocumentCache
 
-    return DocumentCache(folder, 1).purge(doc_id)
+    cache = DocumentCache(folder, 1)
+    return sum(cache.purge(key) for key in keys)
 
 
 class _Stopped(Exception):
@@ -123,46 +136,50 @@ class WholeReader:
         config, tokens, reply = self.model.config, self.tokens(doc_id), self.settings.reply_tokens
         if tokens + reply > config.context_budget:
             return Plan(False, f"the document is {tokens:,} tokens; with {reply} for the reply that exceeds the "
-                               f"model's context budget of {config.context_budget:,} tokens, so the answer comes "
-                               "from retrieved passages", tokens)
+                               f"model's context budget of {config.context_budget:,} tokens", True, tokens)
         try:
             check_fits(config, self.model.dtype, tokens + reply, what="reading the whole document")
         except MemoryLimitError as error:
-            return Plan(False, f"{error}; answered from retrieved passages", tokens)
+            return Plan(False, str(error), False, tokens)
         cached = self.is_cached(doc_id)
         read_s = 0.0 if cached else prefill_seconds(config, tokens, self.model.dtype)
         if requested == "auto" and read_s > self.settings.max_read_s:
             return Plan(False, f"reading the whole document ({tokens:,} tokens) would take about {read_s:,.0f} s "
-                               f"here (more than {self.settings.max_read_s:,.0f} s), so the answer comes from "
-                               "retrieved passages; ask in whole-document mode to read it anyway",
-                        tokens, cached, read_s)
-        return Plan(True, "", tokens, cached, read_s)
+                               f"here (the limit is {self.settings.max_read_s:,.0f} s; choose whole-document mode "
+                               "to read it anyway)", False, tokens, cached, read_s)
+        return Plan(True, "", False, tokens, cached, read_s)
 
     def read(self, doc_id: str, plan: Plan | None = None):
         """Yields `Reading` items while the document is read, returns its state (a generator's
         return value). The read runs in a thread; closing this generator stops it."""
-        from inference import InferenceError
-
         if plan is not None and not plan.cached:
             yield Reading(0, plan.tokens, 0.0, plan.read_s or None)
+        return (yield from self.read_prefix(doc_id, self.prefix(doc_id)))
+
+    def read_prefix(self, key: str, prefix: list[dict], before: int = 0, total: int | None = None):
+        """`read` for any conversation start, its state saved under `key`. Reading items count
+        `before` tokens already read of `total` (default: this prefix's own count)."""
+        from inference import InferenceError
+
         events: queue.Queue = queue.Queue()
         stop = threading.Event()
         began = time.monotonic()
 
-        def progress(done: int, total: int) -> None:
+        def progress(done: int, count: int) -> None:
             if stop.is_set():
                 raise _Stopped
             rate = done / max(time.monotonic() - began, 1e-6)
-            events.put(Reading(done, total, rate, (total - done) / rate))
+            whole = total or count
+            events.put(Reading(before + done, whole, rate, (whole - before - done) / rate))
 
         def work() -> None:
             try:
-                events.put(self.cache.get_or_build(self.model, self.llm.tokenizer, self.prefix(doc_id), doc_id,
+                events.put(self.cache.get_or_build(self.model, self.llm.tokenizer, prefix, key,
                                                    prompt_version=PROMPT_VERSION, progress=progress))
             except BaseException as error:  # handed to the consumer, which re-raises it
                 events.put(error)
 
-        worker = threading.Thread(target=work, name=f"read-{doc_id}", daemon=True)
+        worker = threading.Thread(target=work, name=f"read-{key}", daemon=True)
         worker.start()
         try:
             while True:
@@ -179,9 +196,9 @@ class WholeReader:
             stop.set()
             worker.join()
 
-    def continue_from(self, state, messages: list[dict]) -> Iterator[str]:
-        """The model's reply to `messages` (which start with `prefix`), reading only what follows
-        the saved state. Closing the iterator stops the generation."""
+    def reply(self, messages: list[dict], state=None) -> Iterator[str]:
+        """The model's reply to `messages`, reading only what follows the saved `state` (if given,
+        its tokens must begin the prompt). Closing the iterator stops the generation."""
         options = {"max_new_tokens": getattr(self.llm, "max_tokens", None) or self.settings.reply_tokens,
                    "temperature": getattr(self.llm, "temperature", None) or 0.0}
         with self.llm.generator.stream(messages, state=state, **options) as pieces:
@@ -193,7 +210,7 @@ class WholeReader:
 
         state = yield from self.read(doc_id, plan)
         pieces = []
-        for piece in self.continue_from(state, self.prefix(doc_id) + [{"role": "user", "content": question}]):
+        for piece in self.reply(self.prefix(doc_id) + [{"role": "user", "content": question}], state):
             pieces.append(piece)
             yield piece
         return verify_quoted("".join(pieces), question, doc_id, self.citer)

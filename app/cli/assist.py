@@ -117,9 +117,12 @@ def run_chat(args: argparse.Namespace) -> int:
 def _print_stream(parts):
     """Print an answer as it streams, then its sources; returns the Answer."""
     answer = None
+    reading = _Reading()
     for part in parts:
         if isinstance(part, str):
             print(part, end="", flush=True)
+        elif reading.shows(part):
+            continue
         else:
             answer = part
     print()
@@ -131,10 +134,31 @@ def _print_stream(parts):
     return answer
 
 
-def _print_citations(citations, mode: str) -> None:
+class _Reading:
+    """Shows the progress of a whole-document read on stderr (tokens, rate, time left)."""
+
+    def __init__(self):
+        self.bar = None
+
+    def shows(self, part) -> bool:
+        """Whether `part` was reading progress (and is now shown)."""
+        from app.whole import Reading
+
+        if not isinstance(part, Reading):
+            return False
+        if self.bar is None:
+            from inference.progress import ProgressBar
+
+            self.bar = ProgressBar(label="reading the whole document")
+        if part.tokens_read:
+            self.bar(part.tokens_read, part.tokens_total)
+        return True
+
+
+def _print_citations(citations, mode: str, method: str = "") -> None:
     from app.prompts import ENABLE_GENERATION, EXTRACTIVE_LABEL
 
-    label = EXTRACTIVE_LABEL if mode == "extractive" else f"mode: {mode}"
+    label = EXTRACTIVE_LABEL if mode == "extractive" else f"mode: {mode}" + (f", {method}" if method else "")
     if mode == "extractive":
         print(f"tome: note: {ENABLE_GENERATION}", file=sys.stderr)
     if not citations:
@@ -163,18 +187,19 @@ def run_summarize(args: argparse.Namespace) -> int:
         store = Store(args.store)
         doc = _stored(store, args.doc)
         summary = None
+        reading = _Reading()
         for part in stream_summary(store, doc, llm=load_llm(args.model), mode=args.mode, kind=args.kind):
             if isinstance(part, str):
                 if not args.json:
                     print(part, end="", flush=True)
-            else:
+            elif not reading.shows(part):
                 summary = part
     except (AppError, IngestError, ModelNotFoundError) as error:
         return _fail(error)
     if args.json:
         print(json.dumps(asdict(summary), indent=2))
         return 0
-    _print_citations(summary.citations, summary.mode)
+    _print_citations(summary.citations, summary.mode, summary.method if summary.method != summary.mode else "")
     for message in summary.notes:
         print(f"tome: note: {message}", file=sys.stderr)
     return 0

@@ -47,14 +47,14 @@ class Runtime:
 
 
 class Scripted:
-    """A generator that replies with fixed pieces, recording what it was asked."""
+    """A generator that replies with fixed pieces (or `pieces(messages)`), recording what it was asked."""
 
-    def __init__(self, pieces: list[str]):
+    def __init__(self, pieces):
         self.pieces, self.calls = pieces, []
 
     def stream(self, messages, state=None, **options):
         self.calls.append({"messages": messages, "state": state, **options})
-        return _Pieces(self.pieces)
+        return _Pieces(self.pieces(messages) if callable(self.pieces) else self.pieces)
 
 
 class _Pieces:
