@@ -4,6 +4,8 @@
     python -m app.bench cuad [--docs N]         # CUAD qa.jsonl over the 65 PDF contracts
     python -m app.bench chains [--docs N]       # multi-turn CUAD chains: rewritten follow-ups' hit@5
     python -m app.bench summaries [--docs N]    # contract summaries' fact recall against CUAD gold
+    python -m app.bench ttft [--tokens N]       # whole-document answers: cold vs cached first token
+                                                # (a random checkpoint; see app/bench_whole.py)
 
 Stores live under bench_out/ (ingested on first use, then reused); --docs N takes the first N
 contracts by CUAD number. Prints Markdown tables for BENCHMARKS.md.
@@ -43,10 +45,18 @@ FACT_CATEGORIES = ("Parties", "Agreement Date", "Effective Date", "Expiration Da
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app.bench", description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("samples", "cuad", "chains", "summaries"))
+    parser.add_argument("what", choices=("samples", "cuad", "chains", "summaries", "ttft"))
     parser.add_argument("--docs", type=int, default=0, help="only the first N CUAD contracts (0: all 65)")
     parser.add_argument("--store", type=Path, help="store folder (default bench_out/qa-samples or qa-cuad)")
+    parser.add_argument("--tokens", type=int, default=20_000, help="ttft: the document's length in tokens")
+    parser.add_argument("--threads", type=int, default=1, help="ttft: torch threads")
+    parser.add_argument("--repeat", type=int, default=5, help="ttft: warm questions per case")
     args = parser.parse_args(argv)
+    if args.what == "ttft":
+        from app import bench_whole
+
+        bench_whole.run(args.tokens, args.threads, args.repeat)
+        return 0
     from ingest import Store
 
     started = time.monotonic()

@@ -153,3 +153,12 @@ def _drain(gen):
             next(gen)
     except StopIteration as done:
         return done.value
+
+
+def test_tome_ask_reads_the_whole_document_with_chat_granite(one_doc, model_dir, capsys):
+    from app.cli import main
+
+    status = main(["ask", QUESTION, "--doc", "msa.txt", "--mode", "whole", "--model", str(model_dir),
+                   "--store", str(one_doc.path)])
+    out, err = capsys.readouterr()
+    assert status == 0 and "mode: whole" in out and "read the whole document" in err
