@@ -200,9 +200,20 @@ def test_a_named_tool_choice_starts_the_call_and_stops_after_it(llm):
     prefix = '<tool_call>\n{"name": "add", "arguments": '
     assert llm.tokenizer.decode(gen.prompt, skip_special_tokens=False).endswith(prefix)
     assert "</tool_call>" in gen.options["stop"]
+    chat, gen = scripted(llm, '{"a": 1, "b": 2}}')
+    reply = chat.bind_tools([add], tool_choice={"type": "function", "function": {"name": "add"}}).invoke("1 + 2?")
+    assert reply.tool_calls[0]["args"] == {"a": 1, "b": 2}
     chat, gen = scripted(llm, "Hello")
     chat.bind_tools([add], tool_choice="none").invoke("What is 1 + 2?")
     assert "<tools>" not in llm.tokenizer.decode(gen.prompt, skip_special_tokens=False)
+
+
+def test_documents_go_into_the_templates_documents_block(llm):
+    chat, gen = scripted(llm, "Ninety days [1].")
+    documents = [{"doc_id": "1", "title": "MSA | 12. TERMINATION", "text": "ninety (90) days' notice"}]
+    chat.invoke("How much notice?", documents=documents)
+    prompt = llm.tokenizer.decode(gen.prompt, skip_special_tokens=False)
+    assert '<documents>\n{"doc_id": "1", "title": "MSA | 12. TERMINATION", "text": "ninety (90) days\' notice"}' in prompt
 
 
 # --- structured output (scripted replies) ----------------------------------------------------------
