@@ -39,6 +39,8 @@ def bad_batch(tmp_path):
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 3])
     empty = tmp_path / "empty.txt"
     empty.write_bytes(b"")
+    empty_pdf = tmp_path / "empty.pdf"
+    empty_pdf.write_bytes(b"")
     latin = tmp_path / "latin.txt"
     latin.write_bytes("The Licensee’s fee is €100 per année.".encode("cp1252"))
     binary = tmp_path / "binary.txt"
@@ -47,13 +49,14 @@ def bad_batch(tmp_path):
     docx.write_bytes(b"PK\x03\x04 not really")
     big = tmp_path / "big.txt"
     big.write_text(LOREM * 8000)  # ~1.4 MB, over the 1 MiB limit used below
-    files.update({p.name: p for p in (truncated, empty, latin, binary, docx, big)})
+    files.update({p.name: p for p in (truncated, empty, empty_pdf, latin, binary, docx, big)})
     expected_failures = {
         "locked.pdf": "encrypted PDF: it needs a password",
         "scanned.pdf": "needs OCR",
         "blank.pdf": "no extractable text",
         "truncated.pdf": "not a readable PDF",
         "empty.txt": "empty file (0 bytes)",
+        "empty.pdf": "empty file (0 bytes)",
         "binary.txt": "binary data, not text",
         "contract.docx": "unsupported file type (.docx)",
         "big.txt": "over the 1 MiB limit",
