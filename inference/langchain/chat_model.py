@@ -90,9 +90,16 @@ class ChatGranite(BaseChatModel):
     @classmethod
     def from_runtime(cls, model: HybridModel, tokenizer: Tokenizer, generator: Generator | None = None,
                      **params: Any) -> "ChatGranite":
-        """A ChatGranite over a model and tokenizer already loaded (e.g. shared with the app)."""
+        """A ChatGranite over a model and tokenizer already loaded (e.g. shared with the app);
+        model_path and dtype describe them unless given."""
+        folder = Path(tokenizer.source)
+        if folder.is_dir():
+            params.setdefault("model_path", str(folder))
+        dtype = str(model.dtype).removeprefix("torch.")
+        if dtype in ("bfloat16", "float32"):
+            params.setdefault("dtype", dtype)
         llm = cls(**params)
-        name = Path(tokenizer.source).name if tokenizer.source != "<memory>" else "granite"
+        name = folder.resolve().name if folder.is_dir() else "granite"
         llm._runtime = Runtime(model, tokenizer, generator or Generator(model, tokenizer), name)
         return llm
 

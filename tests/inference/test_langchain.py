@@ -283,4 +283,5 @@ def test_models_load_lazily_once_per_folder_and_dtype(model_folder):
 def test_from_runtime_shares_a_loaded_model(llm):
     shared = ChatGranite.from_runtime(llm.model, llm.tokenizer, max_tokens=16)
     assert shared.model is llm.model and shared.tokenizer is llm.tokenizer
+    assert shared.model_path == llm.model_path and shared.dtype == "float32"
     assert shared.invoke(MESSAGES).content == llm.invoke(MESSAGES).content
