@@ -10,6 +10,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LangSmithParams
 from langchain_core.language_models.chat_models import generate_from_stream
@@ -49,8 +50,6 @@ _loading = threading.Lock()
 
 def load_runtime(path: str, dtype: str, context_budget: int | None = None) -> Runtime:
     """The runtime for a model folder, loaded once while anything holds it."""
-    import torch
-
     key = (str(Path(path).resolve()), dtype, context_budget)
     with _loading:  # two threads asking for one model must not load it twice
         runtime = _loaded.get(key)
@@ -63,7 +62,7 @@ def load_runtime(path: str, dtype: str, context_budget: int | None = None) -> Ru
 
 
 class ChatGranite(BaseChatModel):
-    """A Granite 4.0 H model run by Tome's own runtime (see the module docstring)."""
+    """A Granite 4.0 H model run by Tome's own runtime (see the package docstring)."""
 
     model_config = ConfigDict(extra="forbid")  # a misspelt option is an error, not ignored
 
