@@ -10,7 +10,7 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, Tool
 from pydantic import BaseModel, Field
 
 from inference import Generator, GenerationResult, HybridModel, InferenceError, Tokenizer
-from inference.langchain import ChatGranite, template_messages
+from inference.langchain import ChatGranite, ReplyReader, template_messages
 
 MESSAGES = [SystemMessage("You answer from the contract."), HumanMessage("Who must indemnify whom? Réponse brève 📄")]
 DICTS = [{"role": "system", "content": "You answer from the contract."},
@@ -166,6 +166,22 @@ def test_tool_calls_are_parsed_from_the_reply(llm):
     assert reply.invalid_tool_calls == [] and len({c["id"] for c in reply.tool_calls}) == 2
     prompt = llm.tokenizer.decode(gen.prompt, skip_special_tokens=False)
     assert '"name": "add"' in prompt and "Add two integers." in prompt and "<tools>" in prompt
+
+
+def test_the_reply_reader_gives_the_same_split_wherever_the_pieces_break():
+    reply = "If a < b then <tool" + CALL + " done <"
+
+    def read(pieces):
+        reader = ReplyReader(parse_calls=True)
+        chunks = [c for piece in pieces for c in reader.feed(piece)] + list(reader.end())
+        calls = [(t["name"], t["args"]) for c in chunks for t in c.message.tool_call_chunks]
+        return "".join(c.text for c in chunks), calls
+
+    whole = read([reply])
+    assert whole == ("If a < b then <tool done <", [("add", '{"a": 1, "b": 2}')])
+    for i in range(len(reply)):
+        for j in range(i, len(reply), 7):
+            assert read([reply[:i], reply[i:j], reply[j:]]) == whole, (i, j)
 
 
 def test_streamed_tool_calls_arrive_as_chunks(llm):
