@@ -151,7 +151,7 @@ class WholeReader:
 
     def read(self, doc_id: str, plan: Plan | None = None):
         """Yields `Reading` items while the document is read, returns its state (a generator's
-        return value). The read runs in a thread; closing this generator stops it."""
+        return value). An uncached read runs in a thread; closing this generator stops it."""
         if plan is not None and not plan.cached:
             yield Reading(0, plan.tokens, 0.0, plan.read_s or None)
         return (yield from self.read_prefix(doc_id, self.prefix(doc_id)))
@@ -159,8 +159,8 @@ class WholeReader:
     def read_prefix(self, key: str, prefix: list[dict], before: int = 0, total: int | None = None):
         """`read` for any conversation start, its state saved under `key`. Reading items count
         `before` tokens already read of `total` (default: this prefix's own count)."""
-        from inference import InferenceError
-
+        if self.cache.path(self.model, key, PROMPT_VERSION).is_file():
+            return self._state(key, prefix, progress=False)  # saved: loaded, not read, so no thread
         events: queue.Queue = queue.Queue()
         stop = threading.Event()
         began = time.monotonic()
@@ -174,9 +174,8 @@ class WholeReader:
 
         def work() -> None:
             try:
-                events.put(self.cache.get_or_build(self.model, self.llm.tokenizer, prefix, key,
-                                                   prompt_version=PROMPT_VERSION, progress=progress))
-            except BaseException as error:  # handed to the consumer, which re-raises it
+                events.put(self._state(key, prefix, progress))
+            except BaseException as error:  # handed to the consumer, which raises it
                 events.put(error)
 
         worker = threading.Thread(target=work, name=f"read-{key}", daemon=True)
@@ -186,8 +185,6 @@ class WholeReader:
                 item = events.get()
                 if isinstance(item, Reading):
                     yield item
-                elif isinstance(item, InferenceError):
-                    raise AppError(str(item)) from None
                 elif isinstance(item, BaseException):
                     raise item
                 else:
@@ -195,6 +192,15 @@ class WholeReader:
         finally:
             stop.set()
             worker.join()
+
+    def _state(self, key: str, prefix: list[dict], progress):
+        from inference import InferenceError
+
+        try:
+            return self.cache.get_or_build(self.model, self.llm.tokenizer, prefix, key,
+                                           prompt_version=PROMPT_VERSION, progress=progress)
+        except InferenceError as error:
+            raise AppError(str(error)) from None
 
     def reply(self, messages: list[dict], state=None) -> Iterator[str]:
         """The model's reply to `messages`, reading only what follows the saved `state` (if given,
