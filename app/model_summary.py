@@ -75,12 +75,25 @@ def ask(reader: WholeReader, prefix: list[dict], state, question: str, doc_id: s
 
 
 def combine(reader: WholeReader, question: str, drafts: list[Draft], doc_id: str) -> Draft:
-    """One answer for the whole document from the answers of its parts."""
-    if len(drafts) <= 1:
-        return drafts[0] if drafts else Draft(NOT_FOUND, (), covered=False)
+    """One answer for the whole document from the answers of its parts: as many as fit one
+    prompt are combined, then that answer with the next ones, until one is left."""
+    while len(drafts) > 1:
+        count = 2
+        while count < len(drafts) and _fits(reader, _combine_request(question, drafts[:count + 1])):
+            count += 1
+        merged = _draft("".join(reader.reply([_combine_request(question, drafts[:count])])), question, doc_id, reader)
+        drafts = [merged if merged.covered else drafts[0]] + drafts[count:]
+    return drafts[0] if drafts else Draft(NOT_FOUND, (), covered=False)
+
+
+def _combine_request(question: str, drafts: list[Draft]) -> dict:
     notes = "\n".join(f"Part {n}: {_MARKERS.sub('', d.text)}" for n, d in enumerate(drafts, start=1))
-    request = {"role": "user", "content": COMBINE_REQUEST.format(question=question, notes=notes)}
-    return _draft("".join(reader.reply([request])), question, doc_id, reader)
+    return {"role": "user", "content": COMBINE_REQUEST.format(question=question, notes=notes)}
+
+
+def _fits(reader: WholeReader, request: dict) -> bool:
+    limit = reader.model.config.context_budget - reader.settings.reply_tokens
+    return _tokens(reader, [request]) <= limit
 
 
 def _draft(text: str, question: str, doc_id: str, reader: WholeReader) -> Draft:

@@ -205,9 +205,15 @@ class WholeReader:
     def reply(self, messages: list[dict], state=None) -> Iterator[str]:
         """The model's reply to `messages`, reading only what follows the saved `state` (if given,
         its tokens must begin the prompt). Closing the iterator stops the generation."""
+        from inference import InferenceError
+
         options = {"max_new_tokens": getattr(self.llm, "max_tokens", None) or self.settings.reply_tokens,
                    "temperature": getattr(self.llm, "temperature", None) or 0.0}
-        with self.llm.generator.stream(messages, state=state, **options) as pieces:
+        try:
+            stream = self.llm.generator.stream(messages, state=state, **options)
+        except InferenceError as error:  # e.g. a question too long for the room left after the document
+            raise AppError(str(error)) from None
+        with stream as pieces:
             yield from pieces
 
     def answer(self, doc_id: str, question: str, plan: Plan | None = None):

@@ -78,3 +78,20 @@ def test_one_pass_with_the_real_generator(one_doc, model_dir):
     summary = summarize(one_doc, one_doc.documents()[0].doc_id, llm=Runtime(model_dir, max_tokens=8), mode="whole")
     assert summary.method == "one pass" and [f.name for f in summary.fields] == NAMES
     assert all(f.found or f.text == NOT_FOUND for f in summary.fields)
+
+
+def test_combining_many_parts_stays_within_the_budget(one_doc, model_dir):
+    """Part answers are combined as many at a time as fit one prompt, then with the next ones."""
+    from app.answer import Draft
+    from app.model_summary import _combine_request, _tokens, combine
+
+    runtime = Runtime(model_dir)
+    runtime.generator = script = Scripted(['Customer is "Acme Corp., a Delaware corporation".'])
+    question = "Who are the parties to this agreement?"
+    drafts = [Draft(f'Note {n}: "Acme Corp., a Delaware corporation" [1]', (), covered=True) for n in range(3)]
+    two = _tokens(Assistant(one_doc, runtime).reader, [_combine_request(question, drafts[:2])])
+    room = WholeSettings(reply_tokens=runtime.model.config.context_budget - two)  # two notes fit, three do not
+    merged = combine(Assistant(one_doc, runtime, whole=room).reader, question, drafts, one_doc.documents()[0].doc_id)
+    asked = [call["messages"][-1]["content"] for call in script.calls]
+    assert len(asked) == 2 and "Note 0" in asked[0] and "Note 2" not in asked[0] and "Note 2" in asked[1]
+    assert merged.covered and merged.citations[0].quote == "Acme Corp., a Delaware corporation"
