@@ -34,6 +34,17 @@ def library(tmp_path_factory) -> Store:
     store.close()
 
 
+@pytest.fixture(scope="module")
+def one_doc(tmp_path_factory) -> Store:
+    """A store holding only the contract (per module: model states saved in it stay local)."""
+    folder = tmp_path_factory.mktemp("one-doc")
+    (folder / "msa.txt").write_text(CONTRACT)
+    store = Store(folder / "store", lock_timeout_s=5)
+    assert ingest_paths([folder / "msa.txt"], store).failed == []
+    yield store
+    store.close()
+
+
 @pytest.fixture(scope="session")
 def assistant(library):
     from app.qa import Assistant

@@ -8,7 +8,6 @@ from app.qa import Assistant
 from app.summarize import stream_summary, summarize
 from app.whole import Reading, WholeSettings
 from tests.app.runtime import Runtime, Scripted
-from tests.app.test_whole import one_doc  # noqa: F401 - the one-contract store fixture
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 NAMES = [name for name, _ in MODEL_CONTRACT_FIELDS]

@@ -19,17 +19,6 @@ QUESTION = "How much notice does Customer need to terminate for convenience?"
 
 
 @pytest.fixture(scope="module")
-def one_doc(tmp_path_factory) -> Store:
-    """A store holding only the contract."""
-    folder = tmp_path_factory.mktemp("one-doc")
-    (folder / "msa.txt").write_text(CONTRACT)
-    store = Store(folder / "store", lock_timeout_s=5)
-    assert ingest_paths([folder / "msa.txt"], store).failed == []
-    yield store
-    store.close()
-
-
-@pytest.fixture(scope="module")
 def runtime(model_dir) -> Runtime:
     return Runtime(model_dir)
 
