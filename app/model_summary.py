@@ -11,17 +11,18 @@ only one part answers is kept as it is). Quotes are located in the whole documen
 citation's page is right whichever part it came from.
 
 Both yield `Reading` items while reading, then (field name, Draft) pairs in the summary's order.
+A field the model wrote without any quote found in the document says so (UNSUPPORTED).
 """
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from app.answer import Draft
 from app.errors import AppError
 from app.generated import verify_quoted
 from app.prompts import (COMBINE_REQUEST, FIELD_REQUEST, MODEL_CONTRACT_FIELDS, MODEL_MANUAL_FIELDS, NOT_FOUND,
-                         PART_TITLE, whole_system_prompt)
+                         PART_TITLE, UNSUPPORTED, whole_system_prompt)
 from app.whole import Plan, Reading, WholeReader, part_key
 
 # Parts aim this far under the budget: token density varies along a document, and a part found
@@ -100,7 +101,9 @@ def _draft(text: str, question: str, doc_id: str, reader: WholeReader) -> Draft:
     if _NOT_FOUND.match(text):
         return Draft(NOT_FOUND, (), covered=False)
     draft = verify_quoted(text, question, doc_id, reader.citer)
-    return draft if draft.covered else Draft(NOT_FOUND, (), covered=False)
+    if not draft.covered:
+        return Draft(NOT_FOUND, (), covered=False)
+    return draft if draft.citations else replace(draft, text=f"{draft.text} {UNSUPPORTED}")
 
 
 def split(reader: WholeReader, doc_id: str) -> list[Part]:

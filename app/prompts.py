@@ -10,6 +10,7 @@ PROMPT_VERSION = "qa-2"
 
 NOT_COVERED = "The documents do not cover this."
 NOT_FOUND = "Not found in the document."
+UNSUPPORTED = "(no quote from the document supports this)"  # after a model's summary field without one
 
 EXTRACTIVE_LABEL = "extractive: sentences quoted from the documents, no model"
 ENABLE_GENERATION = (
