@@ -96,7 +96,8 @@ def test_saved_state_gives_the_same_greedy_tokens(one_doc, runtime):
 
 
 def test_progress_while_reading_and_stopping_mid_read(library, msa, runtime, monkeypatch, tmp_path):
-    monkeypatch.setattr(runtime.model, "prefill_chunk", 256)  # several pieces of a short contract
+    # ~90 pieces of a short contract: the read is still going when the test stops it after the first
+    monkeypatch.setattr(runtime.model, "prefill_chunk", 32)
     monkeypatch.setattr(runtime, "generator", Scripted(["Not covered."]))
     assistant = Assistant(library, runtime)
     assistant.reader.cache.folder = tmp_path / "stopped"
@@ -112,7 +113,7 @@ def test_progress_while_reading_and_stopping_mid_read(library, msa, runtime, mon
     readings = [p for p in parts if isinstance(p, Reading)]
     assert readings[0].tokens_read == 0 and readings[0].eta_s is not None  # the estimate, before reading
     done = [r.tokens_read for r in readings[1:]]
-    assert done == sorted(done) and done[-1] == readings[-1].tokens_total > 256
+    assert done == sorted(done) and done[-1] == readings[-1].tokens_total > 32
     assert parts[-1].mode == "whole"
 
 
