@@ -20,6 +20,7 @@ from app.context import Source
 from app.facts import PARTIES_QUESTION, TITLE_QUESTION, preamble_span, title_span
 from app.evidence import MAX_QUOTE, Sentence, TermWeights, focus, is_yes_no, score, sentences, stems
 from app.prompts import NOT_COVERED
+from app.sentence_vectors import SentenceVectors
 from ingest.embed import Embedder
 
 # The best sentence must reach this support for the documents to count as answering the
@@ -36,8 +37,9 @@ MAX_SENTENCES = 3
 # The quoted answer stays within this many characters (the benchmark caps answers at 1,000).
 MAX_ANSWER = 900
 
-# Sentence embeddings kept (384 floats each: 20,000 is about 30 MB).
-_CACHED_SENTENCES = 20_000
+# Where `prepare` keeps a document's sentence embeddings, inside the store folder (like the saved
+# model states of whole-document reading, they are derived data keyed by content hash).
+SENTENCE_VECTORS = "sentence-vectors"
 # A question about the title or the parties is answered for the documents of this many top passages.
 _FACT_DOCUMENTS = 3
 
@@ -50,7 +52,7 @@ def support_threshold(question: str) -> float:
 class Extractor:
     def __init__(self, citer: Citer, embedder: Embedder, terms: TermWeights):
         self.citer, self.embedder, self.terms = citer, embedder, terms
-        self._cache: dict[tuple[str, int, int], np.ndarray] = {}
+        self.sentence_vectors = SentenceVectors(embedder, citer.store.path / SENTENCE_VECTORS)
 
     def ranked(self, question: str, sources: list[Source]) -> list[Sentence]:
         """Every quotable sentence of the sources, best supported first."""
@@ -61,18 +63,20 @@ class Extractor:
         for doc_id in dict.fromkeys(doc_ids):
             self.terms.add(doc_id, self.citer.text(doc_id))
         idf = self.terms.idf(stems(question), doc_ids)
-        return score(question, candidates, self.embedder.encode([question])[0], self.vectors(candidates), idf)
+        # One short text: encode_query runs it on one thread, which stays fast on a busy machine.
+        question_vector = self.embedder.encode_query(question)
+        return score(question, candidates, question_vector, self.vectors(candidates), idf)
 
     def vectors(self, candidates: list[Sentence]) -> np.ndarray:
         """Sentence embeddings, cached: follow-ups and summaries revisit the same clauses."""
-        keys = [(c.doc_id, c.start, c.end) for c in candidates]
-        missing = [i for i, key in enumerate(keys) if key not in self._cache]
-        if missing:
-            if len(self._cache) > _CACHED_SENTENCES:
-                self._cache.clear()
-            for i, vector in zip(missing, self.embedder.encode([candidates[i].text for i in missing])):
-                self._cache[keys[i]] = vector
-        return np.stack([self._cache[key] for key in keys])
+        return self.sentence_vectors.get(candidates)
+
+    def prepare(self, doc_id: str, pause=lambda: None) -> int:
+        """Do ahead of time what a question about `doc_id` needs once: its term weights and the
+        embeddings of all its sentences. Returns the sentences embedded."""
+        text = self.citer.text(doc_id)
+        self.terms.add(doc_id, text)
+        return self.sentence_vectors.prepare(doc_id, text, pause)
 
     def answer(self, question: str, sources: list[Source], margin: float = MARGIN,
                phrasings: tuple[str, ...] = ()) -> Draft:

@@ -11,6 +11,7 @@ from pathlib import Path
 from app.models import ModelInfo, ModelNotFoundError, describe, resolve_model
 from app.prompts import ENABLE_GENERATION
 from app.qa import Assistant
+from app.ui.prepare import Preparation
 from app.ui.turns import TurnQueue
 from ingest import IngestError, Progress, Store, ingest_bytes
 
@@ -84,11 +85,14 @@ class Engine:
         self.llm, self.status = load_generator(model_dir)
         self.assistant = Assistant(self.store, self.llm)
         self.turns = TurnQueue()
+        self.preparation = Preparation(self.store, self.assistant.extractor, self.turns)
         self._warm()
+        self.preparation.start()
 
     def _warm(self) -> None:
         """Load what the first question would otherwise wait for: the embedding model and, when
-        there are documents, the keyword index."""
+        there are documents, the keyword index. (The documents' sentences are embedded after,
+        in the background: see Preparation.)"""
         from ingest.embed import get_embedder
 
         get_embedder().encode(["warm up"])
@@ -103,6 +107,7 @@ class Engine:
         except IngestError as error:  # the store itself (busy, unwritable), not this file
             return FileOutcome(name, "failed", detail=str(error), seconds=time.monotonic() - began)
         seconds = time.monotonic() - began
+        self.preparation.start()
         if report.failed:
             return FileOutcome(name, "failed", detail=report.failed[0][1], seconds=seconds)
         for outcome in ("added", "replaced", "unchanged"):

@@ -43,3 +43,7 @@ def _library(engine: Engine) -> None:
         return
     pages = sum(d.pages for d in docs)
     st.caption(f"{count(len(docs), 'document')} · {count(pages, 'page')} · {count(sum(d.chunks for d in docs), 'passage')}")
+    unprepared = engine.preparation.unprepared()
+    if unprepared:
+        st.caption(f":material/pending: Preparing {count(unprepared, 'document')} for quick answers; until then "
+                   "a question about them takes a few seconds longer.")
