@@ -7,7 +7,7 @@ import streamlit as st
 
 from app.errors import AppError
 from app.ui import viewer
-from app.ui.conversation import Relay, Turn, progress_text
+from app.ui.conversation import Relay, Turn, embedding_reports, progress_text
 from app.ui.engine import Engine
 from app.ui.present import citation_label, count, duration, escape, oneline, waiting
 from ingest import IngestError
@@ -24,6 +24,7 @@ EXAMPLES = (
     "Which law governs the agreement?",
     "What are the payment terms?",
 )
+FINDING = ":material/search: Finding the passages that answer this…"
 ASSISTANT = ":material/menu_book:"
 USER = ":material/person:"
 ALL = ""  # the scope "all documents" (a selectbox option of None would show a clear button)
@@ -111,12 +112,15 @@ def _ask(engine: Engine, question: str, turns: list[Turn], doc_id: str | None, m
         def on_progress(part) -> None:
             bar.progress(min(1.0, part.tokens_read / max(1, part.tokens_total)), text=progress_text(part))
 
+        def on_embedding(done: int, total: int) -> None:
+            status.caption(f"{FINDING} (weighing {done} of {total} sentences)")
+
         try:
             with engine.turns.turn(on_wait) as waited:
-                status.caption(":material/search: Finding the passages that answer this…")
+                status.caption(FINDING)
                 relay = Relay(engine.assistant.stream(question, _history(turns), doc_id, mode), on_progress, on_text)
                 try:
-                    with body:
+                    with body, embedding_reports(on_embedding):
                         st.write_stream(_after_first(relay.text(), lambda: (status.empty(), bar.empty())))
                 finally:
                     relay.close()

@@ -9,9 +9,11 @@ text pieces, objects with `tokens_read` and `tokens_total` (and optionally `toke
 
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from app.answer import Answer
+from app.sentence_vectors import between_batches
 from app.ui.present import MarkdownStream, duration
 
 
@@ -45,6 +47,18 @@ def progress_text(part) -> str:
     if eta is not None:
         shown += f" · about {duration(eta)} left"
     return shown
+
+
+@contextmanager
+def embedding_reports(report: Callable[[int, int], None]) -> Iterator[None]:
+    """Within the block, a long embedding calls `report(done, total)` after each batch. The page
+    shows it, and showing anything is where Streamlit can stop a script: so Stop also works
+    while the sentences of a long summary are being embedded."""
+    token = between_batches.set(report)
+    try:
+        yield
+    finally:
+        between_batches.reset(token)
 
 
 class Relay:

@@ -9,11 +9,13 @@ from app.errors import AppError
 from app.summarize import stream_summary
 from app.ui import viewer
 from app.ui.ask import MODES, USED
-from app.ui.conversation import Relay, progress_text
+from app.ui.conversation import Relay, embedding_reports, progress_text
 from app.ui.engine import Engine
 from app.ui.present import (FieldStream, citation_label, count, duration, escape, field_markdown, oneline,
                             summary_markdown, waiting)
 from ingest import IngestError
+
+READING = ":material/summarize: Reading the document field by field…"
 
 
 def render(engine: Engine) -> None:
@@ -53,14 +55,17 @@ def _summarize(engine: Engine, doc_id: str, mode: str, summaries: dict) -> None:
     def on_progress(part) -> None:
         bar.progress(min(1.0, part.tokens_read / max(1, part.tokens_total)), text=progress_text(part))
 
+    def on_embedding(done: int, total: int) -> None:
+        status.caption(f"{READING} (weighing {done:,} of {total:,} sentences)")
+
     st.session_state["summarizing"] = doc_id
     try:
         with engine.turns.turn(on_wait):
-            status.caption(":material/summarize: Reading the document field by field…")
+            status.caption(READING)
             parts = stream_summary(engine.store, doc_id, llm=engine.llm, mode=mode, assistant=engine.assistant)
             relay = Relay(parts, on_progress, markdown=FieldStream())
             try:
-                with body:
+                with body, embedding_reports(on_embedding):
                     st.write_stream(relay.text())
             finally:
                 relay.close()

@@ -274,3 +274,15 @@ def test_no_page_module_shadows_a_top_level_module():
     an installed top-level module (queue, html, markdown...) would replace it everywhere."""
     for module in pkgutil.iter_modules(app.ui.__path__):
         assert importlib.util.find_spec(module.name) is None, f"app/ui/{module.name}.py shadows {module.name}"
+
+
+def test_embedding_reports_reach_a_long_embedding_only_within_the_block():
+    from app.sentence_vectors import between_batches
+    from app.ui.conversation import embedding_reports
+
+    def report(done, total):
+        pass
+
+    with embedding_reports(report):
+        assert between_batches.get() is report
+    assert between_batches.get() is None
