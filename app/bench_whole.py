@@ -40,7 +40,9 @@ def run(tokens: int, threads: int, repeat: int) -> None:
         document = Path(tmp) / "agreement.txt"
         document.write_text(_document(llm, tokens))
         store = Store(Path(tmp) / "store")
-        assert ingest_paths([document], store).failed == []
+        failed = ingest_paths([document], store).failed
+        if failed:
+            raise SystemExit(f"ingest failed: {failed[0][0]}: {failed[0][1]}")
         doc_id = store.documents()[0].doc_id
 
         def ask(assistant: Assistant, question: str) -> tuple[float, int]:
