@@ -12,6 +12,9 @@ bandwidth (a 512 MB copy_ and sum over a buffer far larger than the caches). Der
 
 - prefill as a share of the GEMM rate, with FLOPs per token = 2 x non-embedding active
   parameters + 2 x attention layers x heads x head_dim x length (QK and PV, averaged over the prompt);
+  in wall-clock time, and in CPU time (FLOPs per CPU-second of the prefill over those of the GEMM
+  probe): on a machine shared with other work the wall-clock share follows whatever else runs, the
+  CPU-time share mostly does not;
 - decode as a share of the read bound: bytes read per token (weights, the LM head included, K/V
   at that length, Mamba states read and written) / read bandwidth;
 - the slope of peak RSS over length against the attention layers' theoretical K/V per token;
@@ -93,30 +96,32 @@ def probes(config, dtype: torch.dtype, threads: int) -> dict:
     x = torch.randn(1024, config.hidden_size)
     w = torch.randn(width, config.hidden_size)
     flops = 2 * x.shape[0] * x.shape[1] * w.shape[0]
-    rates = {"fp32": flops / _median(lambda: torch.nn.functional.linear(x, w))}
+    fp32 = lambda: torch.nn.functional.linear(x, w)  # noqa: E731
+    rates = {"fp32": flops / _median(fp32)}
     if dtype != torch.float32:
         xl, wl = x.to(dtype), w.to(dtype)
         rates[str(dtype)[6:]] = flops / _median(lambda: torch.nn.functional.linear(xl, wl), repeat=3)
     big = torch.ones(128 << 20)  # 512 MB: far beyond any cache
     out = torch.empty_like(big)
     size = big.numel() * big.element_size()
-    return {"gemm": rates, "copy": 2 * size / _median(lambda: out.copy_(big)), "read": size / _median(big.sum)}
+    return {"gemm": rates, "gemm_cpu": flops / _median(fp32, clock=time.process_time),
+            "copy": 2 * size / _median(lambda: out.copy_(big)), "read": size / _median(big.sum)}
 
 
-def _median(fn, repeat: int = 7) -> float:
+def _median(fn, repeat: int = 7, clock=time.perf_counter) -> float:
     fn()
     times = []
     for _ in range(repeat):
-        start = time.perf_counter()
+        start = clock()
         fn()
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return statistics.median(times)
 
 
 def _describe_probe(name: str, probe: dict) -> str:
     gemm = ", ".join(f"{kind} {rate / 1e9:.1f}" for kind, rate in probe["gemm"].items())
-    return (f"- {name}: GEMM GFLOP/s {gemm}; copy {probe['copy'] / 1e9:.1f} GB/s (read + write), "
-            f"read {probe['read'] / 1e9:.1f} GB/s")
+    return (f"- {name}: GEMM GFLOP/s {gemm} (fp32 per CPU-second {probe['gemm_cpu'] / 1e9:.1f}); "
+            f"copy {probe['copy'] / 1e9:.1f} GB/s (read + write), read {probe['read'] / 1e9:.1f} GB/s")
 
 
 # --- one measurement per process --------------------------------------------------------------
@@ -124,6 +129,15 @@ def _describe_probe(name: str, probe: dict) -> str:
 
 def _run(args, runtime: str, folder: Path, dtype: str, length: int, warm: int = 0,
          timeout: float | None = None, memory_gb: float | None = None) -> dict:
+    """One measurement in its own process, printed as soon as it ends (a long run that is stopped
+    still leaves its finished measurements)."""
+    result = _measure(args, runtime, folder, dtype, length, warm, timeout, memory_gb)
+    print(f"# {runtime} {dtype} {_k(length)}: {json.dumps(result)} (load average {_load()})", flush=True)
+    return result
+
+
+def _measure(args, runtime: str, folder: Path, dtype: str, length: int, warm: int,
+             timeout: float | None, memory_gb: float | None) -> dict:
     """Run one child, stopping it past `timeout` seconds or `memory_gb` of RSS."""
     command = [sys.executable, "-m", "inference.bench", "--child", runtime, "--folder", str(folder),
                "--dtype", dtype, "--length", str(length), "--threads", str(args.threads),
@@ -193,15 +207,16 @@ def _rows(config, dtype, name: str, probe: dict, ours: list[dict], theirs: list[
     for runtime, results in (("Tome", ours), ("transformers", theirs)):
         for r in results:
             if r["status"] != "ok":
-                rows.append([runtime, name, _k(r["tokens"]), r["status"], "", "", "", "", "", "", ""])
+                rows.append([runtime, name, _k(r["tokens"]), r["status"]] + [""] * (len(HEADER) - 4))
                 continue
             n = r["tokens"]
-            share = r["prefill_tps"] * timing.prefill_flops(config, n) / n / gemm
+            flops = timing.prefill_flops(config, n) / n
+            share, cpu_share = r["prefill_tps"] * flops / gemm, r["prefill_cpu_tps"] * flops / probe["gemm_cpu"]
             bound = read / decode_bytes(config, dtype, n)
             estimate = f"{r['estimate'] / 1e9:.2f}" if "estimate" in r else ""
             rows.append([runtime, name, _k(n), f"{r['prefill_tps']:.1f}", f"{r['ttft']:.2f}", f"{share:.0%}",
-                         f"{r['decode_tps']:.2f}", f"{r['decode_tps'] / bound:.0%}", f"{r['peak_rss'] / 1e9:.2f}",
-                         estimate, f"{r['growth'] / 1e9:.2f}"])
+                         f"{cpu_share:.0%}", f"{r['decode_tps']:.2f}", f"{r['decode_tps'] / bound:.0%}",
+                         f"{r['peak_rss'] / 1e9:.2f}", estimate, f"{r['growth'] / 1e9:.2f}"])
     return rows
 
 
@@ -229,7 +244,7 @@ def _summary(config, dtype, name: str, ours: list[dict], theirs: list[dict]) -> 
     return lines
 
 
-HEADER = ["runtime", "dtype", "tokens", "prefill tok/s", "TTFT s", "of GEMM rate", "decode tok/s",
+HEADER = ["runtime", "dtype", "tokens", "prefill tok/s", "TTFT s", "of GEMM rate", "of GEMM, CPU time", "decode tok/s",
           "of read bound", "peak RSS GB", "estimate GB", "growth GB"]
 
 
