@@ -86,6 +86,8 @@ class Engine:
         self.assistant = Assistant(self.store, self.llm)
         self.turns = TurnQueue()
         self.preparation = Preparation(self.store, self.assistant.extractor, self.turns)
+        vectors = self.assistant.extractor.sentence_vectors
+        self.store.on_removal(lambda removal: vectors.forget([removal.doc_id]))
         self._warm()
         self.preparation.start()
 

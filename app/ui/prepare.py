@@ -4,9 +4,11 @@ An extractive answer scores every sentence of its passages by embedding; embeddi
 the question comes costs seconds on a busy machine, embedding them once per document ahead of
 time leaves a question only its own embedding. `Preparation` does that in one background
 thread of the server: a document at a time, in small batches, and only while no request holds
-the model (it waits at each batch while one runs). It runs again after an upload.
+the model (it waits at each batch while one runs). It runs again after an upload, and stops
+at its next batch when the process exits (a thread killed inside torch aborts the process).
 """
 
+import atexit
 import logging
 import os
 import threading
@@ -31,11 +33,15 @@ class Preparation:
         self._again = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        atexit.register(self.stop)
 
     def start(self) -> None:
         """Prepare whatever documents are not prepared yet (again, if it is running)."""
         with self._lock:
             self._again.set()
+            if self._stopping.is_set():
+                return
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="tome-prepare", daemon=True)
                 self._thread.start()
@@ -52,6 +58,11 @@ class Preparation:
             thread.join(timeout)
         return thread is None or not thread.is_alive()
 
+    def stop(self, timeout: float = 60.0) -> None:
+        """Stop at the next batch and wait for that."""
+        self._stopping.set()
+        self.wait(timeout)
+
     def _run(self) -> None:
         try:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICENESS)
@@ -64,6 +75,8 @@ class Preparation:
                 self._again.clear()
             try:
                 self._prepare_all()
+            except _Stopped:
+                return
             except Exception:  # noqa: BLE001 — questions still work, embedding on demand; say why in the log
                 log.exception("preparing the library for quick answers failed")
                 return
@@ -82,5 +95,11 @@ class Preparation:
                 log.info("prepared %s: %d sentences in %.1f s", doc_id, count, time.monotonic() - began)
 
     def _wait_for_idle(self) -> None:
-        while self.turns.busy:
+        while self.turns.busy and not self._stopping.is_set():
             time.sleep(IDLE_POLL_S)
+        if self._stopping.is_set():
+            raise _Stopped
+
+
+class _Stopped(Exception):
+    pass

@@ -185,12 +185,15 @@ def test_delete_asks_for_confirmation(store_dir):
     assert any("Delete **VISITOR NOTICE (notice.txt)**" in w.value for w in at.warning)
     at.button(key="delete_no").click().run()
     assert notice in [d.doc_id for d in Store(store_dir).documents()]
+    assert _engine(store_dir).preparation.wait(TIMEOUT)
+    assert (store_dir / "sentence-vectors" / f"{notice}.npz").exists()
     next(b for b in at.button if b.label == "Delete…").click().run()
     at.button(key="delete_yes").click().run()
     assert_page_ok(at)
     assert notice not in [d.doc_id for d in Store(store_dir).documents()]
     assert any("Deleted" in s.value for s in at.success)
     assert len(at.dataframe[0].value) == 1
+    assert not (store_dir / "sentence-vectors" / f"{notice}.npz").exists()  # its derived data went too
 
 
 def test_summarize_streams_fields_with_citations_and_downloads_markdown(store_dir):
@@ -316,6 +319,21 @@ def test_sidebar_says_the_answers_are_extractive_and_how_to_enable_generation(st
     assert any("Extractive" in t for t in sidebar)
     assert any("--model DIR" in t and "TOME\\_MODEL" in t for t in sidebar)
     assert any("2 documents · 4 pages" in t for t in sidebar)
+
+
+def test_the_sidebar_says_while_documents_are_prepared_for_quick_answers(store_dir, monkeypatch):
+    from app.ui.prepare import Preparation
+
+    release = threading.Event()
+    monkeypatch.setattr(Preparation, "_wait_for_idle", lambda self: release.wait(TIMEOUT))
+    try:
+        at = open_page(store_dir)
+        assert any("Preparing 2 documents for quick answers" in c.value for c in at.sidebar.caption)
+    finally:
+        release.set()
+    assert _engine(store_dir).preparation.wait(TIMEOUT)
+    at.run()
+    assert not any("quick answers" in c.value for c in at.sidebar.caption)
 
 
 def _engine(store_dir: Path):
