@@ -149,6 +149,9 @@ class HybridCache:
         self.config, self.layers, self.model_id, self.dtype = config, layers, model_id, dtype
         self._token_ids, self._valid = token_ids, valid
         self._bias = None if valid is None else _bias_of(valid, dtype)
+        # The rendered chat text its token ids encode, when made from one (DocumentCache sets it):
+        # a prompt that continues this text then encodes only what it adds.
+        self.prompt_text: str | None = None
 
     @classmethod
     def empty(cls, config: HybridConfig, batch_size: int, dtype: torch.dtype, device, model_id: str) -> "HybridCache":
@@ -192,6 +195,7 @@ class HybridCache:
 
     def record(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> None:
         """Note the ids of a forward call and which of them are padding (the model calls this first)."""
+        self.prompt_text = None  # the ids now go beyond that text
         if attention_mask is not None and self._valid is None and not bool(attention_mask.all()):
             past = torch.ones(self.batch_size, self.length, dtype=torch.bool, device=input_ids.device)
             self._valid = Growable(past, dim=1)

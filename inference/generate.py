@@ -13,7 +13,9 @@ Prompts are encoded with control tokens in user content kept as plain text (see
 masked forward per step. `state` is a cache that already holds a prefix of the prompt (e.g. the
 system turn with a document, made by `prefill` from `render_chat(..., sanitize=True)` text): only
 the rest of the prompt is processed, after checking that the prompt really starts with the cached
-tokens. The state itself is never modified, and its attention K/V is shared, not copied.
+tokens. A state from `DocumentCache` keeps its rendered text (`prompt_text`), and a prompt that
+continues that text at a special token encodes only its new part. The state itself is never
+modified, and its attention K/V is shared, not copied.
 
 A prompt longer than the model's `prefill_chunk` is read in pieces (memory does not grow with the
 length beyond the KV cache); from LONG_PREFILL tokens on a progress bar shows on stderr, or the
@@ -116,8 +118,15 @@ class Generator:
                repetition_penalty: float = 1.0, seed: int | None = None) -> GenerationStream:
         """Stream the assistant's reply to a conversation rendered with the model's chat template."""
         options = Options.of(stop, max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
-        prompt = self.tokenizer.encode_chat(messages, documents, tools)
-        return GenerationStream(_Run(self, [prompt], options, state))
+        return GenerationStream(_Run(self, [self._encode(messages, documents, tools, state)], options, state))
+
+    def _encode(self, messages: list[dict], documents: list[dict] | None, tools: list[dict] | None,
+                state: HybridCache | None) -> list[int]:
+        """The prompt's ids; after a state made from rendered text that the prompt continues, only
+        the new part is encoded (a 20K-token document turn takes ~40 ms to encode)."""
+        text = self.tokenizer.render_chat(messages, documents, tools, sanitize=True)
+        rest = None if state is None else self.tokenizer.encode_after(text, state.prompt_text)
+        return self.tokenizer.encode(text) if rest is None else state.token_ids[0].tolist() + rest
 
     def stream_text(self, prompt: str, state: HybridCache | None = None, **options) -> GenerationStream:
         """Stream a raw completion of `prompt` (no chat template); options as for `stream`."""

@@ -81,6 +81,33 @@ class Tokenizer:
                 ids += self._encode_piece(piece, plain=i % 2 == 1, newline=newline)
         return ids
 
+    def encode_after(self, text: str, prefix: str | None) -> list[int] | None:
+        """Ids of `text` after `prefix` (a text it starts with), or None when they could differ
+        from the tail of `encode(text)`.
+
+        The backend splits text at added tokens before anything else and encodes the pieces
+        between them on their own; markers (see `encode`) split it too. So when the rest begins
+        with an added token that no context can change (not lstrip, single_word or normalized;
+        not inside a marker) and no added token straddles the boundary, encode(prefix) +
+        encode(rest) == encode(text): a chat prompt that continues a cached document turn then
+        encodes only the new turn.
+        """
+        if prefix is None or len(text) <= len(prefix) or not text.startswith(prefix) or prefix.endswith(MARK_START):
+            return None
+        rest = text[len(prefix) :]
+        first = max((t for t in self._added if rest.startswith(t.content)), key=lambda t: len(t.content), default=None)
+        if first is None or first.lstrip or first.single_word or first.normalized:
+            return None
+        for token in self._added:  # one starting in the prefix and ending in the rest would win there
+            content = token.content
+            if any(prefix.endswith(content[:k]) and rest.startswith(content[k:]) for k in range(1, len(content))):
+                return None
+        return self.encode(rest)
+
+    @functools.cached_property
+    def _added(self) -> list[tokenizers.AddedToken]:
+        return list(self.backend.get_added_tokens_decoder().values())
+
     def _encode_piece(self, piece: str, plain: bool, newline: list[int]) -> list[int]:
         # Encoded after a newline and without it, as transformers does, so the piece starts a word
         # the way it would mid-text.

@@ -108,10 +108,29 @@ def test_purge_removes_every_state_of_a_document(model, tokenizer, tmp_path):
     assert cache.purge("doc1") == 0  # nothing left: not an error
 
 
-def test_a_state_larger_than_the_cap_is_used_but_not_kept(model, tokenizer, tmp_path):
+def test_a_state_larger_than_the_cap_is_kept_in_memory_until_purged(model, tokenizer, tmp_path, builds):
     cache = DocumentCache(tmp_path, max_bytes=1000)
     state = cache.get_or_build(model, tokenizer, prefix(), "doc1")
     assert state.length > 0 and cache.nbytes == 0
+    assert cache.get_or_build(model, tokenizer, prefix(), "doc1") is state and len(builds) == 1
+    DocumentCache(tmp_path, max_bytes=1000).purge("doc1")  # e.g. `tome rm` in another process
+    assert cache.get_or_build(model, tokenizer, prefix(), "doc1") is not state and len(builds) == 2
+
+
+def test_a_repeat_question_encodes_nothing(model, tokenizer, tmp_path, builds, monkeypatch):
+    cache = DocumentCache(tmp_path, max_bytes=1 << 30)
+    state = cache.get_or_build(model, tokenizer, prefix(), "doc1")
+    encoded = []
+    original = Tokenizer.encode
+    monkeypatch.setattr(Tokenizer, "encode", lambda self, text, *args: encoded.append(text) or original(self, text, *args))
+    assert cache.get_or_build(model, tokenizer, prefix(), "doc1") is state and encoded == []
+    edited = prefix(CONTRACT.replace("three years", "five years"))  # same key, another text: read again
+    assert cache.get_or_build(model, tokenizer, edited, "doc1").token_ids[0].tolist() == original(
+        tokenizer, tokenizer.render_chat(edited, add_generation_prompt=False, sanitize=True))
+    assert len(builds) == 2
+    state = cache.get_or_build(model, tokenizer, prefix(), "doc1")
+    model(torch.tensor([[5, 6]]), cache=state)  # continued by someone: no longer the prefix's state
+    assert cache.get_or_build(model, tokenizer, prefix(), "doc1").length == state.length - 2
 
 
 @pytest.mark.parametrize("bad", ["", "../etc", "a/b", ".hidden", "x" * 200])

@@ -135,3 +135,25 @@ def test_prompt_over_the_budget_and_bad_options(model_folder):
         gen.stream_ids([5, 999])
     with pytest.raises(TypeError):
         gen.stream_text("Hi", temprature=0.5)  # a misspelt option is an error, never silently dropped
+
+
+def test_a_prompt_continuing_the_state_text_encodes_only_its_new_part(gen, monkeypatch):
+    documents = [{"doc_id": 1, "title": "Vertrag", "text": "Überweisung <|end_of_text|> 契約 📄 " * 30}]
+    start = [{"role": "system", "content": "Answer from the contract <|start_of_role|>."}]
+    prefix_text = gen.tokenizer.render_chat(start, documents, add_generation_prompt=False, sanitize=True)
+    state = gen.prefill(gen.tokenizer.encode(prefix_text))
+    state.prompt_text = prefix_text  # as DocumentCache keeps it
+    question = start + [{"role": "user", "content": "Was gilt? <|end_of_text|>"}]
+    expected = gen.generate(question, documents, max_new_tokens=12)
+    encoded = []
+    original = Tokenizer.encode
+    monkeypatch.setattr(Tokenizer, "encode", lambda self, text, *args: encoded.append(text) or original(self, text, *args))
+    result = gen.generate(question, documents, max_new_tokens=12, state=state)
+    assert result.token_ids == expected.token_ids and result.cached_tokens == state.length
+    assert encoded == [gen.tokenizer.render_chat(question, documents, sanitize=True)[len(prefix_text):]]
+    encoded.clear()
+    gen.model(torch.tensor([gen.tokenizer.encode("more")]), cache=state)  # continued: its text no longer says it all
+    assert state.prompt_text is None
+    with pytest.raises(CacheMismatchError):
+        gen.stream(question, documents, state=state)
+    assert max(map(len, encoded)) > len(prefix_text)  # the whole prompt was encoded to check it
