@@ -24,8 +24,10 @@ from inference.mamba import Mamba2Mixer
 from kernels.matmul import compute_dtype, linear
 
 # Tokens per forward pass when a longer input is read in pieces. Peak memory is the weights, the
-# KV cache and a transient that grows with this (about 40 KB per token of it on h-350m); throughput
-# on this 2-core CPU was flat from 512 to 2048 tokens (see BENCHMARKS.md, chunk-size table).
+# KV cache and a working set that grows with this. Measured on h-350m bf16 reading 4K tokens on
+# one thread (BENCHMARKS.md, chunk sizes): 77 / 77 / 66 / 65 tokens per CPU-second and a working
+# set of 0.13 / 0.22 / 0.33 / 0.34 GB with pieces of 512 / 1024 / 2048 / 4096; 1024 is as fast
+# as 512 in half the calls; larger pieces were slower.
 PREFILL_CHUNK = 1024
 
 
