@@ -76,7 +76,9 @@ class HybridModel(nn.Module):
 
     Inputs longer than `prefill_chunk` tokens are read in pieces of that many, carrying the states
     (a temporary cache when none is given): memory is then the weights, the KV cache and a
-    constant, whatever the length. `progress(done, total)`, if given, is called after each piece.
+    constant, whatever the length. `progress(done, total)`, if given, is called after each layer of
+    each piece (done counts the piece's tokens in proportion to the layers read); it may raise to
+    stop the read, which leaves the cache holding part of a piece: discard it.
     """
 
     def __init__(self, config: HybridConfig, fingerprint: str = "unloaded"):
@@ -120,16 +122,15 @@ class HybridModel(nn.Module):
         for start in range(0, total, self.prefill_chunk):
             span = slice(start, start + self.prefill_chunk)
             mask = None if attention_mask is None else attention_mask[:, span]
-            pieces.append(self._forward(input_ids[:, span], cache, last_only, mask))
+            after_layer = None if progress is None else _layer_progress(progress, start, span.stop, total, self.config)
+            pieces.append(self._forward(input_ids[:, span], cache, last_only, mask, after_layer))
             if last_only:
                 pieces = pieces[-1:]
-            if progress is not None:
-                progress(min(start + self.prefill_chunk, total), total)
         return pieces[-1] if last_only else torch.cat(pieces, dim=1)
 
     def _forward(self, input_ids: torch.Tensor, cache: HybridCache | None, last_only: bool,
-                 attention_mask: torch.Tensor | None) -> torch.Tensor:
-        """One pass over input_ids (the tokens of one piece)."""
+                 attention_mask: torch.Tensor | None, after_layer=None) -> torch.Tensor:
+        """One pass over input_ids (the tokens of one piece); `after_layer(i)` is called after layer i."""
         past = cache.length if cache is not None else 0
         pad = _padding(attention_mask)
         positions = _positions(cache, pad, input_ids.shape, past, input_ids.device)
@@ -140,8 +141,10 @@ class HybridModel(nn.Module):
         x = self.model.embed_tokens(input_ids).to(self.compute_dtype) * self.config.embedding_multiplier
         states = cache.layers if cache is not None else [None] * len(self.model.layers)
         mamba_pad = pad if input_ids.shape[1] > 1 else None  # a decoded token is never padding
-        for layer, state in zip(self.model.layers, states):
+        for i, (layer, state) in enumerate(zip(self.model.layers, states)):
             x = layer(x, state, mamba_pad, attention)
+            if after_layer is not None:
+                after_layer(i)
         if last_only:
             x = x[:, -1]
         x = self.model.norm(x)
@@ -194,6 +197,17 @@ def _identity(config: HybridConfig) -> bytes:
     fields = dataclasses.asdict(config)
     fields.pop("context_budget")  # a policy, not part of what the model computes
     return json.dumps(fields, sort_keys=True, default=str).encode()
+
+
+def _layer_progress(progress, start: int, stop: int, total: int, config: HybridConfig):
+    """Reports a piece's tokens as read layer by layer, so a callback that raises to stop a read
+    acts within one layer (~0.1 s on h-1b at 1,024 tokens) instead of one piece (seconds)."""
+    stop, layers = min(stop, total), config.num_hidden_layers
+
+    def after_layer(i: int) -> None:
+        progress(start + (stop - start) * (i + 1) // layers, total)
+
+    return after_layer
 
 
 def _describe(value) -> str:

@@ -2,9 +2,9 @@
 
     reading  [#########...........]  24,576 / 65,536 tokens  412 tok/s  ETA 1m 39s
 
-`HybridModel.forward(..., progress=bar)` calls `bar(done, total)` after each piece it reads. On a
-terminal the line is redrawn in place; elsewhere (logs, pipes) a line is written at most every
-LOG_EVERY seconds and at the end, so a long job leaves a readable trace without flooding it.
+`HybridModel.forward(..., progress=bar)` calls `bar(done, total)` after each layer of each piece.
+On a terminal the line is redrawn in place; elsewhere (logs, pipes) a line is written at most
+every LOG_EVERY seconds and at the end, so a long job leaves a readable trace without flooding it.
 """
 
 import sys

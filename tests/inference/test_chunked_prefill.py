@@ -42,9 +42,32 @@ def test_chunked_forward_equals_one_pass(model, ids, chunk):
     full = single_pass(model, ids)
     close(chunked, full)
     close(last, full[:, -1])
-    pieces = -(-ids.shape[1] // chunk)
-    assert [done for done, _ in seen] == [min((i + 1) * chunk, 90) for i in range(pieces)]
+    layers = model.config.num_hidden_layers  # reported after each layer, in proportion
+    spans = [(start, min(start + chunk, 90)) for start in range(0, 90, chunk)]
+    assert [done for done, _ in seen] == [a + (b - a) * (i + 1) // layers for a, b in spans for i in range(layers)]
     assert {total for _, total in seen} == {90}
+
+
+class Stop(Exception):
+    pass
+
+
+def test_a_progress_callback_stops_a_read_between_layers(model, ids):
+    layers_run = []
+    hooks = [layer.register_forward_hook(lambda *_: layers_run.append(1)) for layer in model.model.layers]
+
+    def stop_after_the_first_layer(done, total):
+        raise Stop
+
+    model.prefill_chunk = 32
+    try:
+        with pytest.raises(Stop):
+            model(ids, cache=model.new_cache(2), progress=stop_after_the_first_layer)
+    finally:
+        model.prefill_chunk = 1024
+        for hook in hooks:
+            hook.remove()
+    assert len(layers_run) == 1  # of the 3 layers x 3 pieces: stopped within the first piece
 
 
 @pytest.mark.parametrize("name", ["dense-attn-first", "dense-all-attention-rope", "moe-attn-first-g2"])

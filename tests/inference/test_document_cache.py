@@ -133,6 +133,26 @@ def test_a_repeat_question_encodes_nothing(model, tokenizer, tmp_path, builds, m
     assert cache.get_or_build(model, tokenizer, prefix(), "doc1").length == state.length - 2
 
 
+def test_a_read_stopped_mid_piece_saves_nothing_and_the_next_read_is_whole(model, tokenizer, tmp_path, monkeypatch):
+    monkeypatch.setattr(model, "prefill_chunk", 64)  # several pieces of several layers
+    calls = []
+
+    def stop_mid_piece(done, total):
+        calls.append(done)
+        if len(calls) == 2:  # after the second layer of the first piece
+            raise KeyboardInterrupt
+
+    cache = DocumentCache(tmp_path, max_bytes=1 << 30)
+    with pytest.raises(KeyboardInterrupt):
+        cache.get_or_build(model, tokenizer, prefix(), "doc1", progress=stop_mid_piece)
+    assert calls[-1] < 64 and cache.nbytes == 0 and not list(tmp_path.glob("*/*"))
+    gen = Generator(model, tokenizer, progress=False)
+    state = cache.get_or_build(model, tokenizer, prefix(), "doc1", progress=False)
+    assert state.token_ids[0].tolist() == tokenizer.encode_chat(prefix(), add_generation_prompt=False)
+    assert (gen.generate(prefix() + [QUESTION], max_new_tokens=12, state=state).token_ids
+            == gen.generate(prefix() + [QUESTION], max_new_tokens=12).token_ids)
+
+
 @pytest.mark.parametrize("bad", ["", "../etc", "a/b", ".hidden", "x" * 200])
 def test_bad_document_hashes_and_sizes_are_refused(tmp_path, bad):
     with pytest.raises(InferenceError, match="doc_hash .* must be 1-128 letters"):
