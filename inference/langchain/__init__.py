@@ -16,7 +16,9 @@ reply's `<tool_call>{"name": ..., "arguments": {...}}</tool_call>` blocks become
 (one tool_call_chunk each when streaming, once the block is complete); a block that is not such
 JSON becomes an invalid tool call whose args are the block's raw text. A forced tool choice or a
 JSON response format is given by starting the reply for the model (the "reply prefix"), which
-then is part of the reply's text.
+then is part of the reply's text. `batch`/`abatch` of plain conversations run as one batched
+generation (`Generator.generate_batch_ids`), each input then taking the usual invoke path
+(callbacks, usage) with its reply already computed; other batches are LangChain's parallel invokes.
 
 Models load lazily and are shared by all ChatGranite instances of the same (folder, dtype,
 context budget) while any of them is alive.

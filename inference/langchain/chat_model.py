@@ -6,6 +6,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import closing
+from contextvars import ContextVar
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, Literal
@@ -25,7 +26,7 @@ from langchain_core.utils.function_calling import convert_to_json_schema, conver
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from inference.errors import InferenceError
-from inference.generate import Generator
+from inference.generate import GenerationResult, Generator
 from inference.langchain.messages import CALL_END, CALL_START, ask_for_json, forced_call_prefix, template_messages
 from inference.langchain.replies import ReplyReader
 from inference.model import HybridModel
@@ -34,6 +35,11 @@ from inference.tokenizer import Tokenizer
 # Options a call may pass (invoke(..., temperature=0.7), bind(...)); anything else is refused.
 CALL_OPTIONS = {"temperature", "max_tokens", "top_p", "top_k", "repetition_penalty", "seed", "tools",
                 "tool_choice", "response_format", "documents", "stream"}
+
+# Replies that batch()/abatch() computed in one batched generation, by request. Each input then
+# takes the ordinary invoke path (callbacks, tracing, usage per input) and finds its reply here. A
+# context variable: the batch's own worker threads and tasks see it, no other caller does.
+_BATCHED: ContextVar[dict[tuple, GenerationResult] | None] = ContextVar("tome_batched_replies", default=None)
 
 
 @dataclasses.dataclass(eq=False)  # eq=False: hashed by identity, weak-referenceable
@@ -178,6 +184,50 @@ class ChatGranite(BaseChatModel):
             except ValueError:  # cancelled while a step still runs on its thread: it ends when collected
                 pass
 
+    # --- batches: one padded, masked forward instead of a thread per input ----------------------------
+
+    def batch(self, inputs: list[Any], config: Any = None, *, return_exceptions: bool = False,
+              **kwargs: Any) -> list[BaseMessage | Exception]:
+        """Plain conversations with the same options are answered by one batched generation (on a
+        2-core CPU, parallel invokes only compete for the cores); anything else as LangChain does."""
+        token = _BATCHED.set(self._batch_replies(inputs, kwargs))
+        try:
+            return super().batch(inputs, config, return_exceptions=return_exceptions, **kwargs)
+        finally:
+            _BATCHED.reset(token)
+
+    async def abatch(self, inputs: list[Any], config: Any = None, *, return_exceptions: bool = False,
+                     **kwargs: Any) -> list[BaseMessage | Exception]:
+        token = _BATCHED.set(await run_in_executor(None, self._batch_replies, inputs, kwargs))
+        try:
+            return await super().abatch(inputs, config, return_exceptions=return_exceptions, **kwargs)
+        finally:
+            _BATCHED.reset(token)
+
+    def _batch_replies(self, inputs: list[Any], options: dict[str, Any]) -> dict[tuple, GenerationResult] | None:
+        """The replies to all inputs from one batched generation, or None where one batch would
+        answer differently from separate calls: tools or structured output (a reply prefix per
+        input), seeded sampling (one random stream for all), a timeout (cut per reply), prompts
+        near the context budget (the longest would limit every reply), or an input that fails."""
+        temperature, seed = options.get("temperature", self.temperature), options.get("seed", self.seed)
+        if (len(inputs) < 2 or self.timeout is not None or options.get("tools") or options.get("response_format")
+                or options.get("stream") or (temperature > 0 and seed is not None)):
+            return None
+        call = {name: value for name, value in options.items() if name != "stop"}
+        try:
+            requests = [self._request(self._convert_input(item).to_messages(), options.get("stop"), call)
+                        for item in inputs]
+        except Exception:  # each input's own call raises it again, as return_exceptions asks
+            return None
+        longest, budget = max(len(r.prompt) for r in requests), self.model.config.context_budget
+        if longest + requests[0].generation["max_new_tokens"] > budget:
+            return None
+        try:
+            results = self.generator.generate_batch_ids([r.prompt for r in requests], **requests[0].generation)
+        except InferenceError:
+            return None
+        return {request.key: result for request, result in zip(requests, results)}
+
     # --- tools and structured output ----------------------------------------------------------------
 
     def bind_tools(self, tools: Sequence[dict[str, Any] | type | Any], *, tool_choice: str | dict | None = None,
@@ -238,8 +288,22 @@ class ChatGranite(BaseChatModel):
                 options: dict[str, Any]) -> Iterator[ChatGenerationChunk]:
         """The reply as chunks: text, tool calls once complete, then the usage and finish reason."""
         request = self._request(messages, stop, options)
-        stream = self.generator.stream_ids(request.prompt, **request.generation)
         reader = ReplyReader(parse_calls=request.parse_calls)
+        result, timed_out = (_BATCHED.get() or {}).get(request.key), False
+        if result is None:
+            result, timed_out = yield from self._generated(request, reader)
+        else:  # answered with the rest of its batch
+            yield from reader.feed(request.prefix + result.text)
+        yield from reader.end()
+        usage = UsageMetadata(input_tokens=result.prompt_tokens, output_tokens=result.completion_tokens,
+                              total_tokens=result.prompt_tokens + result.completion_tokens)
+        metadata = {"model_name": self.model_name, "finish_reason": "timeout" if timed_out else result.finish_reason}
+        yield ChatGenerationChunk(message=AIMessageChunk(content="", usage_metadata=usage, response_metadata=metadata,
+                                                         chunk_position="last"))
+
+    def _generated(self, request: "Request", reader: ReplyReader):
+        """Stream the reply through `reader`; returns its GenerationResult and whether it timed out."""
+        stream = self.generator.stream_ids(request.prompt, **request.generation)
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         timed_out = False
         with stream:
@@ -249,13 +313,7 @@ class ChatGranite(BaseChatModel):
                 if deadline is not None and time.monotonic() > deadline:
                     timed_out = True
                     break
-        yield from reader.end()
-        result = stream.result
-        usage = UsageMetadata(input_tokens=result.prompt_tokens, output_tokens=result.completion_tokens,
-                              total_tokens=result.prompt_tokens + result.completion_tokens)
-        metadata = {"model_name": self.model_name, "finish_reason": "timeout" if timed_out else result.finish_reason}
-        yield ChatGenerationChunk(message=AIMessageChunk(content="", usage_metadata=usage, response_metadata=metadata,
-                                                         chunk_position="last"))
+        return stream.result, timed_out
 
     def _request(self, messages: list[BaseMessage], stop: list[str] | None, options: dict[str, Any]) -> "Request":
         unknown = set(options) - CALL_OPTIONS
@@ -285,3 +343,8 @@ class Request:
     prefix: str  # the start of the reply given to the model; it is part of the reply's text
     parse_calls: bool  # tools are bound: <tool_call> blocks are tool calls, not text
     generation: dict[str, Any]  # keyword arguments of Generator.stream_ids
+
+    @property
+    def key(self) -> tuple:
+        """What makes two requests the same generation (for replies computed in a batch)."""
+        return tuple(self.prompt), self.prefix, repr(self.generation)

@@ -6,6 +6,7 @@ import time
 
 import pytest
 import torch
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from pydantic import BaseModel, Field
 
@@ -120,6 +121,43 @@ def test_call_options_override_the_models(llm):
 def test_batch_equals_single_calls(llm):
     questions = ["Hello", "What is the term of the agreement?"]
     assert [m.content for m in llm.batch(questions)] == [llm.invoke(q).content for q in questions]
+
+
+class Counting(BaseCallbackHandler):
+    def __init__(self):
+        self.starts, self.ends = 0, []
+
+    def on_chat_model_start(self, serialized, messages, **kwargs):
+        self.starts += 1
+
+    def on_llm_end(self, response, **kwargs):
+        self.ends.append(response.generations[0][0].message.usage_metadata)
+
+
+def test_a_batch_of_conversations_is_one_batched_generation(llm, monkeypatch):
+    inputs = ["Hello", MESSAGES, [HumanMessage("What is the term? " * 5)]]
+    singles = [llm.invoke(item) for item in inputs]
+    calls = []
+    for name in ("stream_ids", "generate_batch_ids"):
+        original = getattr(Generator, name)
+        monkeypatch.setattr(Generator, name, lambda self, *a, _f=original, _n=name, **k: calls.append(_n) or _f(self, *a, **k))
+    counting = Counting()
+    replies = llm.batch(inputs, {"callbacks": [counting]})
+    assert calls == ["generate_batch_ids"]  # one padded forward per step, no invoke ran the model
+    assert [r.content for r in replies] == [s.content for s in singles]
+    assert [r.usage_metadata for r in replies] == [s.usage_metadata for s in singles] == counting.ends
+    assert counting.starts == 3 and {r.response_metadata["finish_reason"] for r in replies} <= {"eos", "length"}
+    calls.clear()
+    assert [r.content for r in asyncio.run(llm.abatch(inputs))] == [s.content for s in singles]
+    assert calls == ["generate_batch_ids"]
+    calls.clear()
+    bound = llm.bind_tools([add])  # a reply prefix and tool-call parsing per input: separate calls
+    assert [r.content for r in bound.batch(inputs[:2])] == [bound.invoke(i).content for i in inputs[:2]]
+    assert "generate_batch_ids" not in calls
+    calls.clear()
+    outcome = llm.batch(["Hello", 42], return_exceptions=True)  # a bad input fails alone
+    assert outcome[0].content == singles[0].content and isinstance(outcome[1], ValueError)
+    assert "generate_batch_ids" not in calls
 
 
 # --- messages -------------------------------------------------------------------------------------
