@@ -10,8 +10,9 @@ Granite documents format (`prompts.whole_system_prompt`). The model state after 
 by `inference.DocumentCache` under `<store>/doc-states/`, keyed by the document's content hash,
 the model and PROMPT_VERSION, so the second question about a document reads only the question.
 A read runs in a worker thread that reports its progress as `Reading`s (tokens, rate, time left)
-after each layer of each piece; closing the generator stops it after the layer being read (about
-0.1 s on h-1b), and nothing of a stopped read is saved.
+after each layer of each piece; closing the generator stops it after the layer being read (a
+fortieth of a piece on h-1b, more in an attention layer late in a long document), and nothing of a
+stopped read is saved.
 
 `plan` reads a document whole when: the prompt plus room for the reply fits the model's
 `context_budget`; the memory estimate fits what is free; and, for "auto", the state is cached or
