@@ -13,8 +13,8 @@ prepared document's vectors are saved there, one file per document, and loaded b
 process instead of embedded again; a file made by another embedder or for another text is
 ignored.
 
-Long embeddings run in batches, calling the `between_batches` hook (if set in the calling
-context) after each one: the web page uses it to show progress and to let Stop interrupt.
+Embeddings run in batches, calling the `between_batches` hook (if set in the calling context)
+after each one: the web page uses it to show progress and to let Stop interrupt.
 """
 
 import hashlib
@@ -31,8 +31,9 @@ from app.evidence import Sentence, sentences
 from ingest.embed import Embedder
 
 # Sentences embedded per call: small enough that a hook (a Stop, a progress line) or a waiting
-# question gets its turn within a fraction of a second, large enough to batch well.
-BATCH = 16
+# question gets its turn soon (16 long clauses took up to 7 s at load average 12 on 2 cores,
+# at most half that with 8), large enough to batch well.
+BATCH = 8
 # Up to this many sentences are embedded one at a time on one thread (`encode_query`): on a busy
 # machine a multi-threaded batch of a few short texts waits seconds for its threads, one
 # thread takes a tenth of a second each (measured at load average 16 on 2 cores).
@@ -109,10 +110,11 @@ class SentenceVectors:
     def _embed(self, items: list[tuple[Key, str]]) -> dict[Key, np.ndarray]:
         hook = between_batches.get()
         fresh: dict[Key, np.ndarray] = {}
-        for i in range(0, len(items), BATCH):
-            batch = items[i:i + BATCH]
-            if len(items) <= FEW:
-                vectors = [self.embedder.encode_query(text) for _, text in batch]
+        step = 1 if len(items) <= FEW else BATCH
+        for i in range(0, len(items), step):
+            batch = items[i:i + step]
+            if step == 1:
+                vectors = [self.embedder.encode_query(batch[0][1])]
             else:
                 vectors = self.embedder.encode([text for _, text in batch], batch_size=BATCH)
             with self._lock:
@@ -121,8 +123,8 @@ class SentenceVectors:
                     self._prepared = set()
                 for (key, _), vector in zip(batch, vectors):
                     self._vectors[key] = fresh[key] = vector
-            if hook is not None and len(items) > BATCH:
-                hook(min(i + BATCH, len(items)), len(items))
+            if hook is not None:
+                hook(min(i + step, len(items)), len(items))
         return fresh
 
 

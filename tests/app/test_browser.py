@@ -84,6 +84,7 @@ def test_upload_ask_and_see_a_cited_answer_in_a_real_browser(chromium, server, t
         page.get_by_role("button", name="Add to library").click()
         expect(page.get_by_text("mutual_nda.pdf — Added")).to_be_visible(timeout=ANSWER_S * 1000)
         expect(page.get_by_text("service_terms.txt — Added")).to_be_visible()
+        expect(page.get_by_test_id("stDataFrame")).to_be_visible()  # the table, drawn last
         page.screenshot(path=tmp_path / "library.png")
 
         page.get_by_role("tab", name="Ask").click()
