@@ -11,8 +11,8 @@ by `inference.DocumentCache` under `<store>/doc-states/`, keyed by the document'
 the model and PROMPT_VERSION, so the second question about a document reads only the question.
 A read runs in a worker thread that reports its progress as `Reading`s (tokens, rate, time left)
 after each layer of each piece; closing the generator stops it after the layer being read (a
-fortieth of a piece on h-1b, more in an attention layer late in a long document), and nothing of a
-stopped read is saved.
+fortieth of a piece on h-1b) or, in attention late in a long document, after 4,096 of the cached
+positions; nothing of a stopped read is saved.
 
 `plan` reads a document whole when: the prompt plus room for the reply fits the model's
 `context_budget`; the memory estimate fits what is free; and, for "auto", the state is cached or

@@ -13,6 +13,7 @@ Padding (left-padded batches) is an additive key bias of [batch, length] kept by
 """
 
 import dataclasses
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -24,6 +25,10 @@ from inference.layers import Linear
 # Keys per part on the plain-PyTorch path (non-CPU devices, or a torch without the CPU flash
 # kernel): bounds its [t, keys] score matrix to t * 4096 floats per head.
 REFERENCE_BLOCK = 4096
+# Cached keys per part when a read can be stopped (AttentionInputs.check is set): 1,024 queries
+# over 128K cached keys are ~0.8 TFLOP in one h-1b attention layer, seconds on this CPU with no
+# chance to stop; a part is 1/32 of that, and merging parts adds one pass over the output each.
+STOP_BLOCK = 4096
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +37,7 @@ class AttentionInputs:
 
     key_bias: torch.Tensor | None  # [b, past + t] additive: 0 at real tokens, -inf at padding; None: no padding
     rope: tuple[torch.Tensor, torch.Tensor] | None  # cos, sin [b, t, head_dim], or None (NoPE)
+    check: Callable[[], None] | None = None  # called between parts of the cached keys; may raise to stop
 
 
 class Attention(nn.Module):
@@ -55,12 +61,12 @@ class Attention(nn.Module):
         if kv is not None:
             kv.append(k, v)
         segments = [(k, v)] if kv is None else kv.segments()
-        out = attend(q, segments, t, self.scale, inputs.key_bias).to(x.dtype)
+        out = attend(q, segments, t, self.scale, inputs.key_bias, inputs.check).to(x.dtype)
         return self.o_proj(out.transpose(1, 2).reshape(b, t, -1))
 
 
 def attend(q: torch.Tensor, segments: list[tuple[torch.Tensor, torch.Tensor]], t: int, scale: float,
-           key_bias: torch.Tensor | None = None) -> torch.Tensor:
+           key_bias: torch.Tensor | None = None, check: Callable[[], None] | None = None) -> torch.Tensor:
     """Causal attention of t queries over all positions so far.
 
     Args:
@@ -69,6 +75,8 @@ def attend(q: torch.Tensor, segments: list[tuple[torch.Tensor, torch.Tensor]], t
             positions (the end of the last segment) are the queries' own. nh is a multiple of nkv.
         t: the number of query positions.  scale: multiplies the scores.
         key_bias: [b, sum s_i] added to the scores (-inf masks a padding key), or None.
+        check: if given, the earlier keys are read in parts of STOP_BLOCK and it is called
+            between them (it may raise to stop a long read).
 
     Returns:
         [b, nh, t, d] in the keys' dtype (q is cast to it).
@@ -82,7 +90,9 @@ def attend(q: torch.Tensor, segments: list[tuple[torch.Tensor, torch.Tensor]], t
         past = earlier + ([(k_last[:, :, :own_start], v_last[:, :, :own_start])] if own_start else [])
         new = (k_last[:, :, own_start:], v_last[:, :, own_start:])
     parts, offset = [], 0
-    for keys, values in past:
+    for keys, values in _blocks(past, STOP_BLOCK if check is not None else None):
+        if parts and check is not None:
+            check()
         bias = None if key_bias is None else key_bias[:, offset : offset + keys.shape[2]]
         parts += _attend_all(q, keys, values, bias, scale)
         offset += keys.shape[2]
@@ -90,6 +100,14 @@ def attend(q: torch.Tensor, segments: list[tuple[torch.Tensor, torch.Tensor]], t
         bias = None if key_bias is None else key_bias[:, offset:]
         parts.append(_attend_causal(q, *new, bias, scale))
     return merge(parts)
+
+
+def _blocks(segments: list[tuple[torch.Tensor, torch.Tensor]], size: int | None):
+    """The (keys, values) segments cut into parts of at most `size` keys (None: left whole)."""
+    for keys, values in segments:
+        step = size or max(keys.shape[2], 1)
+        for lo in range(0, keys.shape[2], step):
+            yield keys[:, :, lo : lo + step], values[:, :, lo : lo + step]
 
 
 def merge(parts: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
@@ -155,10 +173,10 @@ def _reference(q, keys, values, bias, scale, causal):
 
 
 def attention_inputs(config: HybridConfig, key_bias: torch.Tensor | None, positions: torch.Tensor,
-                     dtype: torch.dtype) -> AttentionInputs:
-    """The key bias and rotary tables shared by the attention layers of one forward call."""
+                     dtype: torch.dtype, check: Callable[[], None] | None = None) -> AttentionInputs:
+    """The key bias, rotary tables and stop check shared by the attention layers of one forward call."""
     rope = rotary_tables(config, positions, dtype) if config.uses_rope else None
-    return AttentionInputs(key_bias=key_bias, rope=rope)
+    return AttentionInputs(key_bias=key_bias, rope=rope, check=check)
 
 
 def rotary_tables(config: HybridConfig, positions: torch.Tensor, dtype: torch.dtype):

@@ -77,8 +77,9 @@ class HybridModel(nn.Module):
     Inputs longer than `prefill_chunk` tokens are read in pieces of that many, carrying the states
     (a temporary cache when none is given): memory is then the weights, the KV cache and a
     constant, whatever the length. `progress(done, total)`, if given, is called after each layer of
-    each piece (done counts the piece's tokens in proportion to the layers read); it may raise to
-    stop the read, which leaves the cache holding part of a piece: discard it.
+    each piece (done counts the piece's tokens in proportion to the layers read) and between parts
+    of a long attention; it may raise to stop the read, which leaves the cache holding part of a
+    piece: discard it.
     """
 
     def __init__(self, config: HybridConfig, fingerprint: str = "unloaded"):
@@ -122,29 +123,31 @@ class HybridModel(nn.Module):
         for start in range(0, total, self.prefill_chunk):
             span = slice(start, start + self.prefill_chunk)
             mask = None if attention_mask is None else attention_mask[:, span]
-            after_layer = None if progress is None else _layer_progress(progress, start, span.stop, total, self.config)
-            pieces.append(self._forward(input_ids[:, span], cache, last_only, mask, after_layer))
+            piece = None if progress is None else _PieceProgress(progress, start, min(span.stop, total), total,
+                                                                 self.config.num_hidden_layers)
+            pieces.append(self._forward(input_ids[:, span], cache, last_only, mask, piece))
             if last_only:
                 pieces = pieces[-1:]
         return pieces[-1] if last_only else torch.cat(pieces, dim=1)
 
     def _forward(self, input_ids: torch.Tensor, cache: HybridCache | None, last_only: bool,
-                 attention_mask: torch.Tensor | None, after_layer=None) -> torch.Tensor:
-        """One pass over input_ids (the tokens of one piece); `after_layer(i)` is called after layer i."""
+                 attention_mask: torch.Tensor | None, progress: "_PieceProgress | None" = None) -> torch.Tensor:
+        """One pass over input_ids (the tokens of one piece)."""
         past = cache.length if cache is not None else 0
         pad = _padding(attention_mask)
         positions = _positions(cache, pad, input_ids.shape, past, input_ids.device)
         if cache is not None:
             cache.record(input_ids, pad)
         key_bias = cache.key_bias if cache is not None else _additive(pad, self.compute_dtype)
-        attention = attention_inputs(self.config, key_bias, positions, self.compute_dtype)
+        attention = attention_inputs(self.config, key_bias, positions, self.compute_dtype,
+                                     check=None if progress is None else progress.report)
         x = self.model.embed_tokens(input_ids).to(self.compute_dtype) * self.config.embedding_multiplier
         states = cache.layers if cache is not None else [None] * len(self.model.layers)
         mamba_pad = pad if input_ids.shape[1] > 1 else None  # a decoded token is never padding
         for i, (layer, state) in enumerate(zip(self.model.layers, states)):
             x = layer(x, state, mamba_pad, attention)
-            if after_layer is not None:
-                after_layer(i)
+            if progress is not None:
+                progress.layer_done(i)
         if last_only:
             x = x[:, -1]
         x = self.model.norm(x)
@@ -199,16 +202,21 @@ def _identity(config: HybridConfig) -> bytes:
     return json.dumps(fields, sort_keys=True, default=str).encode()
 
 
-def _layer_progress(progress, start: int, stop: int, total: int, config: HybridConfig):
-    """Reports a piece's tokens as read layer by layer, so a callback that raises to stop a read
-    acts within one layer instead of one piece: 1/40 of it for h-1b's Mamba layers, more for an
-    attention layer deep into a long document (its cost grows with the cached length)."""
-    stop, layers = min(stop, total), config.num_hidden_layers
+class _PieceProgress:
+    """A piece's tokens reported as read layer by layer (in proportion), and again between the
+    parts of a long attention: a progress callback that raises to stop a read acts within a layer
+    (a fortieth of the piece on h-1b) or an attention part (STOP_BLOCK keys), not after the piece."""
 
-    def after_layer(i: int) -> None:
-        progress(start + (stop - start) * (i + 1) // layers, total)
+    def __init__(self, progress, start: int, stop: int, total: int, layers: int):
+        self.progress, self.start, self.stop, self.total, self.layers = progress, start, stop, total, layers
+        self.done = start
 
-    return after_layer
+    def layer_done(self, i: int) -> None:
+        self.done = self.start + (self.stop - self.start) * (i + 1) // self.layers
+        self.report()
+
+    def report(self) -> None:
+        self.progress(self.done, self.total)
 
 
 def _describe(value) -> str:

@@ -70,6 +70,29 @@ def test_a_progress_callback_stops_a_read_between_layers(model, ids):
     assert len(layers_run) == 1  # of the 3 layers x 3 pieces: stopped within the first piece
 
 
+def test_a_progress_callback_stops_a_long_attention_between_parts(model, ids, monkeypatch):
+    monkeypatch.setattr(attention, "STOP_BLOCK", 8)  # the second piece's attention: 32 cached keys, 4 parts
+    layers_run, seen = [], []
+    hooks = [layer.register_forward_hook(lambda *_: layers_run.append(1)) for layer in model.model.layers]
+
+    def stop_inside_attention(done, total):
+        if seen and seen[-1] == done:  # reported again without a layer finishing: between attention parts
+            raise Stop
+        seen.append(done)
+
+    model.prefill_chunk = 32
+    try:
+        with pytest.raises(Stop):
+            model(ids, cache=model.new_cache(2), progress=stop_inside_attention)
+    finally:
+        model.prefill_chunk = 1024
+        for hook in hooks:
+            hook.remove()
+    assert model.config.layer_types[:2] == ("mamba", "attention")
+    assert len(layers_run) == 4  # the first piece's 3 layers and the second's Mamba layer
+    assert seen == [10, 21, 32, 42]  # the attention layer of the second piece never finished
+
+
 @pytest.mark.parametrize("name", ["dense-attn-first", "dense-all-attention-rope", "moe-attn-first-g2"])
 def test_chunked_prefill_into_a_cache_across_the_matrix(name, tiny_folders, ids):
     model = HybridModel.from_pretrained(tiny_folders[name], dtype=torch.float32)
@@ -149,6 +172,10 @@ def test_attention_in_parts_equals_plain_softmax_attention(dtype, path, monkeypa
     tolerance = 1e-5 if dtype == torch.float32 else 2e-2  # bf16: q, k, v and the output are rounded to 8 bits
     close(attention.attend(q, segments, t, 1 / 4, bias), expected, rel=tolerance)
     close(attention.attend(q[:, :, -1:], segments, 1, 1 / 4, bias), expected[:, :, -1:], rel=tolerance)
+    monkeypatch.setattr(attention, "STOP_BLOCK", 4)  # a stoppable read takes the earlier keys in parts
+    checks = []
+    close(attention.attend(q, segments, t, 1 / 4, bias, check=lambda: checks.append(1)), expected, rel=tolerance)
+    assert len(checks) == 4  # between the parts of the 7, 1 and 7 earlier keys: 4+3 | 1 | 4+3
 
 
 def test_merge_of_one_part_is_that_part():
