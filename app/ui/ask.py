@@ -40,7 +40,7 @@ def chat_box(engine: Engine) -> str | None:
 def render(engine: Engine, question: str | None) -> None:
     turns: list[Turn] = st.session_state.setdefault("turns", [])
     _recover(turns)
-    doc_id, mode = _controls(engine, turns)
+    doc_id, mode = _controls(engine, turns, asking=bool(question))
     for index, turn in enumerate(turns):
         _show(engine, turn, index)
     if question:
@@ -58,7 +58,7 @@ def _use_example() -> None:
     st.session_state["example"] = st.session_state.pop("examples", None)
 
 
-def _controls(engine: Engine, turns: list[Turn]) -> tuple[str | None, str]:
+def _controls(engine: Engine, turns: list[Turn], asking: bool) -> tuple[str | None, str]:
     docs = {d.doc_id: d for d in engine.store.documents()}
     if st.session_state.get("scope", ALL) not in (ALL, *docs):
         del st.session_state["scope"]  # deleted meanwhile, maybe from another tab
@@ -72,7 +72,7 @@ def _controls(engine: Engine, turns: list[Turn]) -> tuple[str | None, str]:
         chosen = mode.selectbox("Reading", list(MODES), format_func=MODES.get, key="mode",
                                 help="Automatic reads a whole document when it fits the model's context; "
                                      "otherwise the passages retrieved for the question.")
-    if new.button("New conversation", icon=":material/add_comment:", disabled=not turns, width="stretch"):
+    if new.button("New conversation", icon=":material/add_comment:", disabled=not (turns or asking), width="stretch"):
         turns.clear()
         st.rerun()
     return doc_id or None, chosen
@@ -96,10 +96,10 @@ def _ask(engine: Engine, question: str, turns: list[Turn], doc_id: str | None, m
     _user(question, scope)
     generating = engine.status.generator == "granite"
     with st.chat_message("assistant", avatar=ASSISTANT):
-        status, bar, body, live = st.empty(), st.empty(), st.container(), st.empty()
+        status, bar, body, live, stop = st.empty(), st.empty(), st.container(), st.empty(), st.empty()
         # Any click reruns the script, which interrupts this one at its next update: that is the
         # Stop. `_recover` then keeps the partial answer.
-        st.button("Stop", icon=":material/stop_circle:", key="stop", type="tertiary")
+        stop.button("Stop", icon=":material/stop_circle:", key="stop", type="tertiary")
 
         def on_wait(ahead: int) -> None:
             status.info(waiting(ahead), icon=":material/hourglass_top:")
@@ -131,9 +131,19 @@ def _ask(engine: Engine, question: str, turns: list[Turn], doc_id: str | None, m
                         waited_s=waited, tokens=relay.pieces if generating else 0)
             if generating:
                 st.session_state["last_rate"] = relay.rate
-    turns.append(turn)
-    st.session_state.pop("pending", None)
-    st.rerun()
+        turns.append(turn)
+        st.session_state.pop("pending", None)
+        for placeholder in (status, bar, live, stop):
+            placeholder.empty()
+        # The finished answer is completed in place rather than by a rerun: a rerun drops the
+        # updates not yet sent to the browser, so a quick answer would appear only once the
+        # whole page had been drawn again (about a second on a busy machine).
+        if turn.error:
+            st.error(turn.error, icon=":material/error:")
+        else:
+            _details(engine, turn, len(turns) - 1)
+    if generating:
+        st.rerun()  # the sidebar shows the new tokens/s
 
 
 def _after_first(pieces, action):
@@ -160,13 +170,18 @@ def _show(engine: Engine, turn: Turn, index: int) -> None:
             return
         if turn.text:
             st.markdown(escape(turn.text))
-        if turn.stopped or turn.answer is None:
-            st.caption(":material/stop_circle: Stopped before the answer was complete.")
-            return
-        _about(turn)
-        for note in (*turn.answer.notes, *turn.answer.warnings):
-            st.caption(f":material/info: {escape(note)}")
-        _sources(engine, turn, index)
+        _details(engine, turn, index)
+
+
+def _details(engine: Engine, turn: Turn, index: int) -> None:
+    """What follows an answer's text: how it was made, notes, and its sources."""
+    if turn.stopped or turn.answer is None:
+        st.caption(":material/stop_circle: Stopped before the answer was complete.")
+        return
+    _about(turn)
+    for note in (*turn.answer.notes, *turn.answer.warnings):
+        st.caption(f":material/info: {escape(note)}")
+    _sources(engine, turn, index)
 
 
 def _about(turn: Turn) -> None:

@@ -108,6 +108,9 @@ def test_ask_streams_an_answer_with_numbered_sources_and_amounts_stay_literal(st
     assert any("Extractive" in t for t in shown)
     quote = answer.citations[0].quote
     assert any(" ".join(quote.split()).replace("$", "\\$") in t for t in shown), "the quoted passage"
+    # Completed in the same run (no rerun to wait for): no Stop left, a new conversation possible.
+    assert not [b for b in at.button if b.label == "Stop"]
+    assert not next(b for b in at.button if b.label == "New conversation").disabled
 
 
 def test_follow_up_is_read_as_a_standalone_question_and_survives_reruns(store_dir):
