@@ -96,7 +96,7 @@ def _ask(engine: Engine, question: str, turns: list[Turn], doc_id: str | None, m
     _user(question, scope)
     generating = engine.status.generator == "granite"
     with st.chat_message("assistant", avatar=ASSISTANT):
-        status, bar, body, live, stop = st.empty(), st.empty(), st.container(), st.empty(), st.empty()
+        status, bar, body, live, stop = _slots()
         # Any click reruns the script, which interrupts this one at its next update: that is the
         # Stop. `_recover` then keeps the partial answer.
         stop.button("Stop", icon=":material/stop_circle:", key="stop", type="tertiary")
@@ -168,9 +168,17 @@ def _show(engine: Engine, turn: Turn, index: int) -> None:
         if turn.error:
             st.error(turn.error, icon=":material/error:")
             return
+        body = _slots()[2]
         if turn.text:
-            st.markdown(escape(turn.text))
+            body.markdown(escape(turn.text))
         _details(engine, turn, index)
+
+
+def _slots():
+    """(status, progress bar, body, live counter, stop) of an answer. The answer being asked and
+    the answers shown later lay out the same slots, so that its sources keep their place and an
+    expander opened under a fresh answer stays open across the next rerun."""
+    return st.empty(), st.empty(), st.container(), st.empty(), st.empty()
 
 
 def _details(engine: Engine, turn: Turn, index: int) -> None:
