@@ -19,10 +19,14 @@ import torch
 
 from inference.config import ATTENTION, HybridConfig
 
-# Shares of the probed rates the runtime reached in the benchmark (BENCHMARKS.md, "Long documents").
-PROJECTION_SHARE = 0.55  # prefill FLOPs of the projections / GEMM rate, at 1K-4K tokens
-ATTENTION_SHARE = 0.35  # attention FLOPs / GEMM rate (the flash kernel and the merge of its parts)
-DECODE_SHARE = 0.5  # decode tokens/s / (read bandwidth / bytes read per token)
+# Shares of the probed rates the runtime reaches (BENCHMARKS.md, "Long documents (inference runtime)").
+# Projections: 0.64-0.77 measured in CPU time on one thread at 1K-4K tokens; 0.55 leaves room for
+# two threads scaling less than twice. Attention: not measured apart from the projections (a guess
+# below them: the flash kernel over the K/V parts and their merge). Decode: ~0.27 measured in CPU
+# time on one thread (h-350m bf16; the bf16 GEMVs and the Mamba step's small ops, see BENCHMARKS.md).
+PROJECTION_SHARE = 0.55  # prefill FLOPs of the projections / GEMM rate
+ATTENTION_SHARE = 0.35  # attention FLOPs / GEMM rate
+DECODE_SHARE = 0.3  # decode tokens/s / (read bandwidth / bytes read per token)
 
 
 def projection_flops(config: HybridConfig) -> float:
