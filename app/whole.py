@@ -127,7 +127,7 @@ class WholeReader:
         return self._tokens[doc_id]
 
     def is_cached(self, doc_id: str) -> bool:
-        return self.cache.path(self.model, doc_id, PROMPT_VERSION).is_file()
+        return self.cache.contains(self.model, doc_id, PROMPT_VERSION)
 
     def plan(self, doc_id: str, requested: str) -> Plan:
         """Whether to read `doc_id` whole for a question asked in mode `requested` ("auto"/"whole")."""

@@ -73,6 +73,13 @@ class DocumentCache:
         identity = "\n".join([model.fingerprint, str(model.dtype), prompt_version])
         return self.folder / doc_hash / (hashlib.sha256(identity.encode()).hexdigest()[:24] + SUFFIX)
 
+    def contains(self, model: HybridModel, doc_hash: str, prompt_version: str = "") -> bool:
+        """Whether a state of this document is ready without reading it: saved on disk, or (too
+        large for the cap) kept in memory by this cache. A changed prompt is only found on use."""
+        path = self.path(model, doc_hash, prompt_version)
+        in_memory = self._recent is not None and self._recent[0] == path and _memory_only_sign(path).is_file()
+        return path.is_file() or in_memory
+
     def purge(self, doc_hash: str) -> int:
         """Delete every cached state of a document (all models and prompt versions); bytes freed."""
         if not isinstance(doc_hash, str) or not SAFE_NAME.fullmatch(doc_hash):

@@ -102,6 +102,7 @@ def test_purge_removes_every_state_of_a_document(model, tokenizer, tmp_path):
     cache.get_or_build(model, tokenizer, prefix(), "doc1", prompt_version="qa-2")
     cache.get_or_build(model, tokenizer, prefix(CONTRACT[:200]), "doc2", prompt_version="qa-1")
     total = cache.nbytes
+    assert cache.contains(model, "doc1", "qa-2") and not cache.contains(model, "doc1", "qa-3")
     freed = cache.purge("doc1")
     assert freed > 0 and cache.nbytes == total - freed
     assert not (tmp_path / "doc1").exists() and (tmp_path / "doc2").is_dir()
@@ -113,7 +114,9 @@ def test_a_state_larger_than_the_cap_is_kept_in_memory_until_purged(model, token
     state = cache.get_or_build(model, tokenizer, prefix(), "doc1")
     assert state.length > 0 and cache.nbytes == 0
     assert cache.get_or_build(model, tokenizer, prefix(), "doc1") is state and len(builds) == 1
+    assert cache.contains(model, "doc1") and not DocumentCache(tmp_path, max_bytes=1000).contains(model, "doc1")
     DocumentCache(tmp_path, max_bytes=1000).purge("doc1")  # e.g. `tome rm` in another process
+    assert not cache.contains(model, "doc1")
     assert cache.get_or_build(model, tokenizer, prefix(), "doc1") is not state and len(builds) == 2
 
 
