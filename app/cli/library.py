@@ -189,10 +189,16 @@ def run_rm(args: argparse.Namespace) -> int:
 
 
 def _purge_states_on_removal(store) -> None:
-    """A removed document's saved model states (whole-document reading) go with it."""
+    """A removed document's saved model states (whole-document reading) and saved sentence
+    vectors (quick extractive answers) go with it."""
+    from app.extractive import SENTENCE_VECTORS
     from app.whole import purge_states
 
-    store.on_removal(lambda removal: purge_states(store.path, removal.doc_id))
+    def purge(removal) -> None:
+        purge_states(store.path, removal.doc_id)
+        (store.path / SENTENCE_VECTORS / f"{removal.doc_id}.npz").unlink(missing_ok=True)
+
+    store.on_removal(purge)
 
 
 def run_search(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ import threading
 
 import pytest
 
+from app.extractive import SENTENCE_VECTORS
 from app.generated import REMOVED_QUOTE
 from app.qa import WHOLE_NEEDS_ONE_DOCUMENT, WHOLE_NEEDS_RUNTIME, Assistant
 from app.whole import STATES_FOLDER, Reading, WholeSettings
@@ -133,8 +134,11 @@ def test_removing_a_document_purges_its_saved_states(tmp_path, runtime, monkeypa
     store.delete(a)  # the UI deletes through the store its assistant watches
     assert not (store.path / STATES_FOLDER / a).exists()
     store.close()
+    vectors = store.path / SENTENCE_VECTORS / f"{b}.npz"  # as `tome serve` saves them
+    vectors.parent.mkdir(exist_ok=True)
+    vectors.write_bytes(b"saved")
     assert main(["rm", b, "--store", str(tmp_path / "store")]) == 0
-    assert not (tmp_path / "store" / STATES_FOLDER / b).exists()
+    assert not (tmp_path / "store" / STATES_FOLDER / b).exists() and not vectors.exists()
 
 
 def _drain(gen):
