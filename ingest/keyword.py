@@ -84,6 +84,7 @@ class KeywordIndex:
 
     chunk_ids: list[str]
     lengths: np.ndarray  # tokens per chunk
+    norms: np.ndarray  # BM25's length normalisation per chunk, K1 * (1 - B + B * length / mean)
     indptr: np.ndarray  # postings of term t are [indptr[t], indptr[t + 1])
     post_chunks: np.ndarray
     post_tfs: np.ndarray
@@ -97,13 +98,16 @@ class KeywordIndex:
         all_terms = np.concatenate(terms) if terms else np.zeros(0, np.int32)
         all_tfs = np.concatenate(tfs) if tfs else np.zeros(0, np.int32)
         chunk_of = np.repeat(np.arange(len(rows), dtype=np.int32), sizes)
+        lengths = np.array([r[3] for r in rows], dtype=np.float32)
+        average = float(lengths.mean()) if len(rows) else 1.0
         order = np.argsort(all_terms, kind="stable")  # stable: chunks stay ascending per term
         vocabulary = int(all_terms.max()) + 1 if len(all_terms) else 0
         indptr = np.zeros(vocabulary + 1, dtype=np.int64)
         np.cumsum(np.bincount(all_terms, minlength=vocabulary), out=indptr[1:])
         return cls(
             chunk_ids=[r[0] for r in rows],
-            lengths=np.array([r[3] for r in rows], dtype=np.float32),
+            lengths=lengths,
+            norms=K1 * (1 - B + B * lengths / (average or 1.0)),
             indptr=indptr,
             post_chunks=chunk_of[order],
             post_tfs=all_tfs[order].astype(np.float32),
@@ -119,7 +123,6 @@ class KeywordIndex:
         n = len(self)
         if n == 0:
             return out
-        average = float(self.lengths.mean()) or 1.0
         for term, weight in Counter(term_ids).items():
             if term + 1 >= len(self.indptr):
                 continue
@@ -132,6 +135,15 @@ class KeywordIndex:
             if lo > 0 or hi < n:
                 x, y = np.searchsorted(chunks, [lo, hi])
                 chunks, tfs = chunks[x:y], tfs[x:y]
-            norm = K1 * (1 - B + B * self.lengths[chunks] / average)
-            out[chunks - lo] += weight * idf * tfs * (K1 + 1) / (tfs + norm)
+            out[chunks - lo if lo else chunks] += weight * idf * tfs * (K1 + 1) / (tfs + self.norms[chunks])
         return out
+
+
+def top_positions(scores: np.ndarray, n: int) -> np.ndarray:
+    """Positions of the n highest scores, best first, ties in position order: exactly
+    `np.argsort(-scores, kind="stable")[:n]`, without sorting every chunk's score."""
+    if n >= len(scores):
+        return np.argsort(-scores, kind="stable")[:n]
+    nth_best = np.partition(scores, len(scores) - n)[len(scores) - n]
+    candidates = np.flatnonzero(scores >= nth_best)  # ascending positions: the stable sort keeps them in order
+    return candidates[np.argsort(-scores[candidates], kind="stable")[:n]]

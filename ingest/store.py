@@ -13,11 +13,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
-
 from ingest.catalog import Catalog
 from ingest.errors import IngestError, UnknownDocumentError
-from ingest.keyword import KeywordIndex, keyword_tokens
+from ingest.keyword import KeywordIndex, keyword_tokens, top_positions
 from ingest.lock import StoreLock
 from ingest.prepare import PreparedDocument
 from ingest.records import DocInfo, FileResult, Hit, PageSpan, Passage, Removal, Section
@@ -238,10 +236,13 @@ class Store:
         term_ids = self._catalog.lookup_terms(keyword_tokens(query))
         with self._searching():
             n = max(CANDIDATES, 2 * k)
-            dense = [(i, s) for i, s in self._vectors.query(vector, n, doc_id) if i in self._positions]
             lo, hi = self._doc_ranges.get(doc_id, (0, 0)) if doc_id else (0, len(self._keyword))
+            if doc_id:
+                dense = self._vectors.nearest_among(vector, self._keyword.chunk_ids[lo:hi], n)
+            else:
+                dense = [(i, s) for i, s in self._vectors.query(vector, n) if i in self._positions]
             scores = self._keyword.scores(term_ids, lo, hi)
-            best = np.argsort(-scores, kind="stable")[:n]
+            best = top_positions(scores, n)
             keyword = [(self._keyword.chunk_ids[lo + int(p)], float(scores[p])) for p in best if scores[p] > 0]
             ranking = {"hybrid": lambda: _fuse(dense, keyword), "dense": lambda: dense, "keyword": lambda: keyword}
             top = ranking[mode]()[:k]
@@ -291,7 +292,7 @@ class Store:
             tuple(ids),
         )
         by_id = {r[0]: r for r in rows}
-        sources = self._sources()
+        sources = self._sources({r[2] for r in rows})
         hits = []
         for chunk_id, score, dense, keyword in ranked:
             _, text, doc, title, first, last, section, start, end = by_id[chunk_id]
@@ -302,9 +303,14 @@ class Store:
             ))
         return hits
 
-    def _sources(self) -> dict[str, tuple[str, ...]]:
+    def _sources(self, doc_ids: set[str] | None = None) -> dict[str, tuple[str, ...]]:
+        """Each document's source paths, oldest first (of `doc_ids` only, when given)."""
+        where, params = "", ()
+        if doc_ids is not None:
+            where, params = f"WHERE doc_id IN ({','.join('?' * len(doc_ids))}) ", tuple(doc_ids)
         grouped: dict[str, list[str]] = {}
-        for source, doc in self._catalog.query("SELECT source, doc_id FROM sources ORDER BY added_at, source"):
+        rows = self._catalog.query(f"SELECT source, doc_id FROM sources {where}ORDER BY added_at, source", params)
+        for source, doc in rows:
             grouped.setdefault(doc, []).append(source)
         return {d: tuple(s) for d, s in grouped.items()}
 

@@ -71,16 +71,25 @@ class VectorIndex:
     def delete_document(self, doc_id: str) -> None:
         self.collection.delete(where={"doc_id": doc_id})
 
-    def query(self, vector: np.ndarray, n: int, doc_id: str | None = None) -> list[tuple[str, float]]:
-        """Up to n (chunk id, cosine similarity) pairs, most similar first."""
+    def query(self, vector: np.ndarray, n: int) -> list[tuple[str, float]]:
+        """Up to n (chunk id, cosine similarity) pairs, most similar first (approximate: HNSW)."""
         count = self.collection.count()
         if count == 0:
             return []
-        result = self.collection.query(
-            query_embeddings=vector[None, :], n_results=min(n, count),
-            where={"doc_id": doc_id} if doc_id else None, include=["distances"],
-        )
+        result = self.collection.query(query_embeddings=vector[None, :], n_results=min(n, count), include=["distances"])
         return [(i, 1.0 - d) for i, d in zip(result["ids"][0], result["distances"][0])]
+
+    def nearest_among(self, vector: np.ndarray, ids: list[str], n: int) -> list[tuple[str, float]]:
+        """Up to n of `ids` (one document's chunks), most similar first, compared one by one.
+        A document holds tens to hundreds of chunks: reading their vectors is far cheaper than
+        a `where` query, which walks the whole HNSW graph skipping other documents' chunks,
+        and exact where the graph is approximate."""
+        if not ids:
+            return []
+        result = self.collection.get(ids=ids, include=["embeddings"])
+        similarities = np.asarray(result["embeddings"], dtype=np.float32) @ vector
+        order = np.argsort(-similarities, kind="stable")[:n]
+        return [(result["ids"][i], float(similarities[i])) for i in order]
 
     def similarities(self, ids: list[str], vector: np.ndarray) -> dict[str, float]:
         if not ids:
