@@ -72,11 +72,10 @@ class VectorIndex:
         self.collection.delete(where={"doc_id": doc_id})
 
     def query(self, vector: np.ndarray, n: int) -> list[tuple[str, float]]:
-        """Up to n (chunk id, cosine similarity) pairs, most similar first (approximate: HNSW)."""
-        count = self.collection.count()
-        if count == 0:
-            return []
-        result = self.collection.query(query_embeddings=vector[None, :], n_results=min(n, count), include=["distances"])
+        """Up to n (chunk id, cosine similarity) pairs, most similar first (approximate: HNSW).
+        Chroma returns all it has when it holds fewer than n, so no count() first (it costs as
+        much as the query)."""
+        result = self.collection.query(query_embeddings=vector[None, :], n_results=n, include=["distances"])
         return [(i, 1.0 - d) for i, d in zip(result["ids"][0], result["distances"][0])]
 
     def nearest_among(self, vector: np.ndarray, ids: list[str], n: int) -> list[tuple[str, float]]:
