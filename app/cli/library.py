@@ -67,7 +67,7 @@ def run_ingest(args: argparse.Namespace) -> int:
         store = Store(args.store, settings=settings)
     except IngestError as error:
         return _fail(error)
-    _purge_states_on_removal(store)  # a file re-ingested with new content removes its old version
+    _forget_removed_documents(store)  # a file re-ingested with new content removes its old version
     started = time.monotonic()
     try:
         with _ProgressBar(enabled=sys.stderr.isatty() and not args.json) as bar:
@@ -176,7 +176,7 @@ def run_rm(args: argparse.Namespace) -> int:
         store = Store(args.store, create=False)
     except IngestError as error:
         return _fail(error)
-    _purge_states_on_removal(store)
+    _forget_removed_documents(store)
     status = 0
     for ref in args.docs:
         try:
@@ -188,7 +188,7 @@ def run_rm(args: argparse.Namespace) -> int:
     return status
 
 
-def _purge_states_on_removal(store) -> None:
+def _forget_removed_documents(store) -> None:
     """A removed document's saved model states (whole-document reading) and saved sentence
     vectors (quick extractive answers) go with it."""
     from app.extractive import SENTENCE_VECTORS
