@@ -1,5 +1,6 @@
 """Reading long inputs in pieces: chunked == single pass, attention in parts, shared state K/V."""
 
+import contextlib
 import io
 
 import pytest
@@ -52,42 +53,40 @@ class Stop(Exception):
     pass
 
 
-def test_a_progress_callback_stops_a_read_between_layers(model, ids):
+@contextlib.contextmanager
+def layers_finished_in_pieces_of(model, tokens: int):
+    """Reads in pieces of `tokens`; yields the list that gets one entry per layer that finished."""
     layers_run = []
     hooks = [layer.register_forward_hook(lambda *_: layers_run.append(1)) for layer in model.model.layers]
-
-    def stop_after_the_first_layer(done, total):
-        raise Stop
-
-    model.prefill_chunk = 32
+    model.prefill_chunk = tokens
     try:
-        with pytest.raises(Stop):
-            model(ids, cache=model.new_cache(2), progress=stop_after_the_first_layer)
+        yield layers_run
     finally:
         model.prefill_chunk = 1024
         for hook in hooks:
             hook.remove()
+
+
+def test_a_progress_callback_stops_a_read_between_layers(model, ids):
+    def stop_after_the_first_layer(done, total):
+        raise Stop
+
+    with layers_finished_in_pieces_of(model, 32) as layers_run, pytest.raises(Stop):
+        model(ids, cache=model.new_cache(2), progress=stop_after_the_first_layer)
     assert len(layers_run) == 1  # of the 3 layers x 3 pieces: stopped within the first piece
 
 
 def test_a_progress_callback_stops_a_long_attention_between_parts(model, ids, monkeypatch):
     monkeypatch.setattr(attention, "STOP_BLOCK", 8)  # the second piece's attention: 32 cached keys, 4 parts
-    layers_run, seen = [], []
-    hooks = [layer.register_forward_hook(lambda *_: layers_run.append(1)) for layer in model.model.layers]
+    seen = []
 
     def stop_inside_attention(done, total):
         if seen and seen[-1] == done:  # reported again without a layer finishing: between attention parts
             raise Stop
         seen.append(done)
 
-    model.prefill_chunk = 32
-    try:
-        with pytest.raises(Stop):
-            model(ids, cache=model.new_cache(2), progress=stop_inside_attention)
-    finally:
-        model.prefill_chunk = 1024
-        for hook in hooks:
-            hook.remove()
+    with layers_finished_in_pieces_of(model, 32) as layers_run, pytest.raises(Stop):
+        model(ids, cache=model.new_cache(2), progress=stop_inside_attention)
     assert model.config.layer_types[:2] == ("mamba", "attention")
     assert len(layers_run) == 4  # the first piece's 3 layers and the second's Mamba layer
     assert seen == [10, 21, 32, 42]  # the attention layer of the second piece never finished
