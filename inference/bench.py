@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
             probe = probes(config, DTYPES[name], args.threads)
             notes.append(_describe_probe(name, probe))
             ours = [_run(args, "ours", folder, name, n, n == max(lengths) and args.warm) for n in lengths]
-            theirs = [] if args.no_transformers else _transformers_rows(args, folder, name, lengths)
+            hf_lengths = [_tokens(x) for x in (args.hf_lengths or args.lengths).split(",")]
+            theirs = [] if args.no_transformers else _transformers_rows(args, folder, name, hf_lengths)
             rows += _rows(config, DTYPES[name], name, probe, ours, theirs)
             notes += _summary(config, DTYPES[name], name, ours, theirs)
     print(_table(rows))
@@ -77,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--warm", type=int, nargs="?", const=50, default=50,
                         help="question tokens for the warm-cache TTFT at the longest length (0: skip)")
     parser.add_argument("--no-transformers", action="store_true")
+    parser.add_argument("--hf-lengths", help="lengths for transformers (default: --lengths)")
     parser.add_argument("--hf-timeout", type=float, default=1200.0, help="seconds per transformers length")
     parser.add_argument("--hf-memory", type=float, default=16.0, help="GB of RSS per transformers length")
     parser.add_argument("--child", choices=["ours", "transformers"], help=argparse.SUPPRESS)
