@@ -150,7 +150,7 @@ def ssd_step(state, x, dt, A, B, C, D):
     """Advance the recurrence by one token, updating `state` in place.
 
     Args:
-        state: [b, h, p, n] fp32 state, overwritten with the state after this token.
+        state: [b, h, p, n] fp32 contiguous state, overwritten with the state after this token.
         x: [b, h, p] input.  dt: [b, h] step size (softplus'd).  A: [h].
         B, C: [b, g, n].  D: [h] or None.
 
@@ -160,12 +160,18 @@ def ssd_step(state, x, dt, A, B, C, D):
     _check(x[:, None], dt[:, None], B[:, None], C[:, None])
     b, h, p = x.shape
     g, n = B.shape[1:]
+    rows = h // g * p  # state rows per group
     x, dt = x.float(), dt.float()
-    grouped = state.view(b, g, h // g, p, n)
-    decay = torch.exp(dt * A.float()).view(b, g, h // g, 1, 1)
-    update = (dt[..., None] * x).view(b, g, h // g, p, 1) * B.float().view(b, g, 1, 1, n)
-    grouped.mul_(decay).add_(update)
-    y = (grouped @ C.float().view(b, g, 1, n, 1)).view(b, h, p)
+    # Two passes over the state, no temporary of its size: decay it, then add (dt x) ⊗ B in place.
+    state.mul_(torch.exp(dt * A.float()).view(b, h, 1, 1))
+    grouped = state.view(b * g, rows, n)
+    grouped.addcmul_((x * dt[..., None]).view(b * g, rows, 1), B.float().reshape(b * g, 1, n))
+    # The read-out as one matrix-vector product per group: a batched matmul here runs
+    # 10x slower than the BLAS mv on h-350m's [1536, 128] state.
+    y = x.new_empty(b * g, rows)
+    for i, c in enumerate(C.float().reshape(b * g, n)):
+        torch.mv(grouped[i], c, out=y[i])
+    y = y.view(b, h, p)
     if D is not None:
-        y = y + D.float()[:, None] * x
+        y.addcmul_(D[:, None], x)  # a 16-bit D is read as fp32 by the op itself (no copy)
     return y
