@@ -17,13 +17,18 @@ import torch.nn.functional as F
 from kernels.dispatch import KernelError
 
 
-def _previous(x: torch.Tensor, weight: torch.Tensor, state: torch.Tensor | None) -> torch.Tensor:
+def _check(x: torch.Tensor, weight: torch.Tensor, state: torch.Tensor | None) -> None:
     b, c = x.shape[:2]
     if weight.shape[0] != c or (state is not None and state.shape != (b, c, weight.shape[1] - 1)):
         shown = None if state is None else tuple(state.shape)
         raise KernelError(
             f"causal_conv1d: x {tuple(x.shape)}, weight {tuple(weight.shape)} and state {shown} disagree"
         )
+
+
+def _previous(x: torch.Tensor, weight: torch.Tensor, state: torch.Tensor | None) -> torch.Tensor:
+    _check(x, weight, state)
+    b, c = x.shape[:2]
     if state is None:
         return x.new_zeros(b, c, weight.shape[1] - 1)
     return state.to(x.dtype)
@@ -76,9 +81,16 @@ def causal_conv1d_step(x, weight, bias, state):
     Returns:
         y: [b, c] silu(conv + bias) for this token, in x's dtype.
     """
-    window = torch.cat([_previous(x[:, :, None], weight, state), x[:, :, None]], dim=-1)  # [b, c, k]
-    y = (window * weight).sum(dim=-1)
+    b, c = x.shape
+    k = weight.shape[1]
+    _check(x[:, :, None], weight, state)
+    # The window time-major, [b, k, c]: every op below then runs along contiguous channels; in
+    # the state's own [b, c, k-1] layout each one loops over rows of 3 (2x slower on h-350m).
+    window = x.new_empty(b, k, c)
+    window[:, : k - 1].copy_(state.transpose(1, 2))
+    window[:, k - 1].copy_(x)
+    y = (window * weight.t()).sum(dim=1)
+    state.copy_(window[:, 1:].transpose(1, 2))
     if bias is not None:
-        y = y + bias
-    state.copy_(window[:, :, 1:])
-    return F.silu(y)
+        y += bias
+    return F.silu(y, inplace=True)
