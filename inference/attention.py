@@ -172,9 +172,10 @@ def _reference(q, keys, values, bias, scale, causal):
     return (weights @ values).to(q.dtype), lse
 
 
-def attention_inputs(config: HybridConfig, key_bias: torch.Tensor | None, positions: torch.Tensor,
+def attention_inputs(config: HybridConfig, key_bias: torch.Tensor | None, positions: torch.Tensor | None,
                      dtype: torch.dtype, check: Callable[[], None] | None = None) -> AttentionInputs:
-    """The key bias, rotary tables and stop check shared by the attention layers of one forward call."""
+    """The key bias, rotary tables and stop check shared by the attention layers of one forward call
+    (positions [b, t] are needed only when the config uses RoPE)."""
     rope = rotary_tables(config, positions, dtype) if config.uses_rope else None
     return AttentionInputs(key_bias=key_bias, rope=rope, check=check)
 

@@ -6,6 +6,8 @@
     out         = out_proj(gated_rms_norm(y, z))         (gate before the norm, grouped by G)
 """
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -39,7 +41,7 @@ class Mamba2Mixer(nn.Module):
         if pad is not None:
             h = h * pad[..., None]  # padding must leave the conv and SSM states at zero
         z, xBC, dt = self.in_proj(h).split([self.d_inner, self.conv_dim, self.n_heads], dim=-1)
-        dt = F.softplus(dt.float() + self.dt_bias.float()).clamp(*self.time_step_limit)
+        dt = self._time_step(dt)
         if state is not None and h.shape[1] == 1:
             y = self._step(xBC[:, 0], dt[:, 0], state)[:, None]
         else:
@@ -73,6 +75,13 @@ class Mamba2Mixer(nn.Module):
             state.ssm, x.view(b, self.n_heads, self.d_head), dt, self.A,
             B.view(b, self.n_groups, self.d_state), C.view(b, self.n_groups, self.d_state), self.D,
         )  # [b, n_heads, d_head] fp32
+
+    def _time_step(self, dt: torch.Tensor) -> torch.Tensor:
+        """softplus(dt + dt_bias) in fp32, within the config's limits."""
+        dt = F.softplus(dt.float() + self.dt_bias)  # a 16-bit dt_bias is read as fp32 by the add itself
+        if self.time_step_limit == (0.0, math.inf):
+            return dt  # softplus is never below 0: the default limits change nothing
+        return dt.clamp(*self.time_step_limit)
 
     def _conv_parameters(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The depthwise conv's taps [conv_dim, d_conv] and bias in the activations' dtype."""

@@ -135,7 +135,7 @@ class HybridModel(nn.Module):
         """One pass over input_ids (the tokens of one piece)."""
         past = cache.length if cache is not None else 0
         pad = _padding(attention_mask)
-        positions = _positions(cache, pad, input_ids.shape, past, input_ids.device)
+        positions = _positions(cache, pad, input_ids.shape, past, input_ids.device) if self.config.uses_rope else None
         if cache is not None:
             cache.record(input_ids, pad)
         key_bias = cache.key_bias if cache is not None else _additive(pad, self.compute_dtype)
@@ -152,7 +152,7 @@ class HybridModel(nn.Module):
             x = x[:, -1]
         x = self.model.norm(x)
         head = self.model.embed_tokens.weight if self.lm_head is None else self.lm_head.weight
-        return linear(x, head).float() / self.config.logits_scaling
+        return linear(x, head).float().div_(self.config.logits_scaling)
 
     def _check_inputs(self, ids: torch.Tensor, cache: HybridCache | None, mask: torch.Tensor | None) -> None:
         if not isinstance(ids, torch.Tensor) or ids.dim() != 2 or ids.dtype.is_floating_point or ids.numel() == 0:

@@ -78,6 +78,6 @@ def gated_rms_norm(x, gate, weight, n_groups, eps):
     Returns:
         [..., d] in weight's dtype.
     """
-    gated = _groups(x.float() * F.silu(gate.float()), n_groups)
+    gated = _groups(F.silu(gate.float()).mul_(x), n_groups)
     normed = F.rms_norm(gated, (gated.shape[-1],), eps=eps).reshape(x.shape)
-    return (normed * weight.float()).to(weight.dtype)
+    return (normed * weight).to(weight.dtype)  # a 16-bit weight is read as fp32 by the product itself
