@@ -69,7 +69,8 @@ class Mamba2Mixer(nn.Module):
 
     def _step(self, xBC: torch.Tensor, dt: torch.Tensor, state: MambaState) -> torch.Tensor:
         b = xBC.shape[0]
-        xBC = kernels.causal_conv1d_step(xBC, *self._conv_parameters(xBC.dtype), state.conv)
+        # The taps as stored: the step reads 16-bit ones in x's dtype itself (a cast here costs a copy per token).
+        xBC = kernels.causal_conv1d_step(xBC, self.conv1d.weight[:, 0], self.conv1d.bias, state.conv)
         x, B, C = xBC.split([self.d_inner, self.n_groups * self.d_state, self.n_groups * self.d_state], dim=-1)
         return kernels.ssd_step(
             state.ssm, x.view(b, self.n_heads, self.d_head), dt, self.A,

@@ -75,7 +75,8 @@ def causal_conv1d_step(x, weight, bias, state):
 
     Args:
         x: [b, c] the new token's inputs.
-        weight: [c, k].  bias: [c] or None.
+        weight: [c, k].  bias: [c] or None. Either may be in a narrower dtype than x; the products
+            and the sum run in x's dtype.
         state: [b, c, k-1] the previous k-1 inputs; overwritten with the last k-1 after this token.
 
     Returns:

@@ -69,3 +69,18 @@ def test_steps_match_a_segment(step, dtype):
     for i in range(x.shape[-1]):
         close(step(x[:, :, i], weight, bias, state), y_ref[:, :, i], REL[dtype])
     assert torch.equal(state, final_ref)
+
+
+@pytest.mark.parametrize("step", [causal_conv1d_step, causal_conv1d_step_ref])
+def test_step_reads_bf16_taps_in_fp32(step):
+    # What a bf16 model decoding with fp32 activations passes: the stored taps and a bf16 state.
+    # Same as the reference given the taps cast to fp32 (the state rounds each input to bf16).
+    x, weight, bias, state = inputs(2, 7, 6, 4, torch.float32)
+    weight, bias, state = weight.bfloat16(), bias.bfloat16(), state.bfloat16()
+    state_ref = state.clone()
+    for i in range(x.shape[-1]):
+        y = step(x[:, :, i], weight, bias, state)
+        y_ref = causal_conv1d_step_ref(x[:, :, i], weight.float(), bias.float(), state_ref)
+        assert y.dtype == torch.float32
+        close(y, y_ref, REL[torch.float32])
+    assert torch.equal(state, state_ref)
