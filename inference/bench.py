@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
             ours = [_run(args, "ours", folder, name, n, n == max(lengths) and args.warm) for n in lengths]
             hf_lengths = [_tokens(x) for x in (args.hf_lengths or args.lengths).split(",")]
             theirs = [] if args.no_transformers else _transformers_rows(args, folder, name, hf_lengths)
+            for n in [_tokens(x) for x in args.hf_decode_at.split(",")] if args.hf_decode_at else []:
+                other = _run(args, "transformers-decode", folder, name, n, timeout=args.hf_timeout)
+                notes += _decode_note(name, n, other, next((r for r in ours if r["tokens"] == n), None))
             rows += _rows(config, DTYPES[name], name, probe, ours, theirs)
             notes += _summary(config, DTYPES[name], name, ours, theirs)
     print(_table(rows))
@@ -79,9 +82,11 @@ def _parser() -> argparse.ArgumentParser:
                         help="question tokens for the warm-cache TTFT at the longest length (0: skip)")
     parser.add_argument("--no-transformers", action="store_true")
     parser.add_argument("--hf-lengths", help="lengths for transformers (default: --lengths)")
+    parser.add_argument("--hf-decode-at", help="lengths at which to time transformers' decode alone, its K/V filled "
+                        "to the length with random entries after a short prefill (for lengths its prefill cannot reach)")
     parser.add_argument("--hf-timeout", type=float, default=1200.0, help="seconds per transformers length")
     parser.add_argument("--hf-memory", type=float, default=16.0, help="GB of RSS per transformers length")
-    parser.add_argument("--child", choices=["ours", "transformers"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["ours", "transformers", "transformers-decode"], help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     parser.add_argument("--dtype", help=argparse.SUPPRESS)
     parser.add_argument("--length", type=int, help=argparse.SUPPRESS)
@@ -185,6 +190,10 @@ def _child(args) -> dict:
         from inference.bench_runs import run_ours
 
         return run_ours(Path(args.folder), dtype, args.length, args.decode_steps, args.warm, args.chunk, gen)
+    if args.child == "transformers-decode":
+        from inference.bench_runs import run_transformers_decode
+
+        return run_transformers_decode(Path(args.folder), dtype, args.length, args.decode_steps, gen)
     from inference.bench_runs import run_transformers
 
     return run_transformers(Path(args.folder), dtype, args.length, args.decode_steps, gen)
@@ -244,6 +253,16 @@ def _summary(config, dtype, name: str, ours: list[dict], theirs: list[dict]) -> 
                          f"TTFT {r['warm_ttft']:.2f} s vs {r['cold_ttft']:.1f} s cold "
                          f"({r['warm_ttft'] / r['cold_ttft']:.1%})")
     return lines
+
+
+def _decode_note(name: str, length: int, theirs: dict, ours: dict | None) -> list[str]:
+    if theirs["status"] != "ok":
+        return [f"- {name} {_k(length)}: transformers' decode alone: {theirs['status']}"]
+    line = (f"- {name} {_k(length)}: transformers' decode with {_k(length)} positions of K/V ({theirs['prompt']}-token "
+            f"prefill, K/V extended with random entries): {theirs['decode_tps']:.2f} tok/s")
+    if ours and ours["status"] == "ok":
+        line += f"; ours after a real {_k(length)} read {ours['decode_tps']:.2f} tok/s, {ours['decode_tps'] / theirs['decode_tps']:.1f}x"
+    return [line]
 
 
 HEADER = ["runtime", "dtype", "tokens", "prefill tok/s", "TTFT s", "of GEMM rate", "of GEMM, CPU time", "decode tok/s",

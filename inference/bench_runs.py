@@ -86,6 +86,41 @@ def run_transformers(folder: Path, dtype: torch.dtype, length: int, steps: int, 
             "decode_tps": 1 / decode, "peak_rss": peak, "growth": peak - baseline}
 
 
+def run_transformers_decode(folder: Path, dtype: torch.dtype, length: int, steps: int, gen: torch.Generator,
+                            prompt: int = 256) -> dict:
+    """transformers' decode step with `length` positions in its attention layers' K/V, for lengths its
+    prefill cannot reach in the time given: a `prompt`-token prefill, then every attention layer's K/V
+    extended at the front with random entries to `length`. A step's cost depends on the K/V length,
+    not its values; the Mamba layers' state has a fixed size whatever the length."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    from transformers import GraniteMoeHybridForCausalLM
+    from transformers.cache_utils import CacheLayerMixin
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    model = GraniteMoeHybridForCausalLM.from_pretrained(folder, dtype=dtype).eval()
+    ids = torch.randint(3, model.config.vocab_size - 1, (1, prompt), generator=gen)
+    with torch.inference_mode():
+        out = model(input_ids=ids, use_cache=True, logits_to_keep=1)
+        state = {"cache": out.past_key_values}
+        for layer in state["cache"].layers:
+            if isinstance(layer, CacheLayerMixin) and layer.keys is not None and layer.keys.numel():
+                b, heads, _, dim = layer.keys.shape
+                extra = (b, heads, length - prompt, dim)
+                layer.keys = torch.cat([torch.randn(extra, generator=gen).to(layer.keys.dtype), layer.keys], dim=2)
+                layer.values = torch.cat([torch.randn(extra, generator=gen).to(layer.values.dtype), layer.values], dim=2)
+        if state["cache"].get_seq_length() != length:
+            raise RuntimeError(f"transformers' cache holds {state['cache'].get_seq_length()} positions, not {length}")
+
+        def step(tokens: torch.Tensor) -> torch.Tensor:
+            result = model(input_ids=tokens, past_key_values=state["cache"], use_cache=True, logits_to_keep=1)
+            state["cache"] = result.past_key_values
+            return result.logits[:, -1]
+
+        decode = _decode(step, out.logits[:, -1].argmax(dim=-1, keepdim=True), steps)
+    return {"tokens": length, "decode_tps": 1 / decode, "prompt": prompt}
+
+
 def _decode(step, token: torch.Tensor, steps: int) -> float:
     """Median seconds per greedy decode step."""
     times = []

@@ -38,6 +38,15 @@ def test_bench_compares_with_transformers_on_the_same_weights():
     assert "decode" in out and "x transformers" in out
 
 
+def test_bench_times_transformers_decode_alone_at_a_length_its_prefill_skips():
+    out = run_bench("--lengths", "64,512", "--hf-lengths", "64", "--hf-decode-at", "512", "--warm", "0")
+    assert sum(line.startswith("| transformers") for line in out.splitlines()) == 1  # 64 only
+    note = next(line for line in out.splitlines() if "transformers' decode with" in line)
+    assert note.startswith("- fp32 512: transformers' decode with 512 positions of K/V (256-token prefill")
+    ours_tps, ratio = note.split("read ")[1].split(" tok/s, ")
+    assert float(ours_tps) > 0 and float(ratio.rstrip("x")) > 0
+
+
 @pytest.mark.slow
 def test_bench_reports_where_transformers_runs_out_of_time():
     out = run_bench("--lengths", "64", "--warm", "0", "--hf-timeout", "0.5")
