@@ -120,7 +120,7 @@ def merge(parts: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
     (first, _), *rest = parts
     out = first.float() * weights[0]
     for (part_out, _), weight in zip(rest, weights[1:]):
-        out.addcmul_(part_out, weight)  # a bf16 part is read as fp32 by the op itself
+        out.addcmul_(part_out, weight)  # the op promotes a bf16 part itself
     return out.to(first.dtype)
 
 

@@ -69,7 +69,7 @@ class Mamba2Mixer(nn.Module):
 
     def _step(self, xBC: torch.Tensor, dt: torch.Tensor, state: MambaState) -> torch.Tensor:
         b = xBC.shape[0]
-        # The taps as stored: the step reads 16-bit ones in x's dtype itself (a cast here costs a copy per token).
+        # The taps as stored: the step's ops promote 16-bit ones to x's dtype (no separate cast op per token).
         xBC = kernels.causal_conv1d_step(xBC, self.conv1d.weight[:, 0], self.conv1d.bias, state.conv)
         x, B, C = xBC.split([self.d_inner, self.n_groups * self.d_state, self.n_groups * self.d_state], dim=-1)
         return kernels.ssd_step(
@@ -79,7 +79,7 @@ class Mamba2Mixer(nn.Module):
 
     def _time_step(self, dt: torch.Tensor) -> torch.Tensor:
         """softplus(dt + dt_bias) in fp32, within the config's limits."""
-        dt = F.softplus(dt.float() + self.dt_bias)  # a 16-bit dt_bias is read as fp32 by the add itself
+        dt = F.softplus(dt.float() + self.dt_bias)  # the add promotes a 16-bit dt_bias itself
         if self.time_step_limit == (0.0, math.inf):
             return dt  # softplus is never below 0: the default limits change nothing
         return dt.clamp(*self.time_step_limit)

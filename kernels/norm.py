@@ -80,4 +80,4 @@ def gated_rms_norm(x, gate, weight, n_groups, eps):
     """
     gated = _groups(F.silu(gate.float()).mul_(x), n_groups)
     normed = F.rms_norm(gated, (gated.shape[-1],), eps=eps).reshape(x.shape)
-    return (normed * weight).to(weight.dtype)  # a 16-bit weight is read as fp32 by the product itself
+    return (normed * weight).to(weight.dtype)  # the product promotes a 16-bit weight itself

@@ -173,5 +173,5 @@ def ssd_step(state, x, dt, A, B, C, D):
         torch.mv(grouped[i], c, out=y[i])
     y = y.view(b, h, p)
     if D is not None:
-        y.addcmul_(D[:, None], x)  # a 16-bit D is read as fp32 by the op itself (no copy)
+        y.addcmul_(D[:, None], x)  # the op promotes a 16-bit D itself (no separate cast op)
     return y
