@@ -117,29 +117,25 @@ class KeywordIndex:
         return len(self.chunk_ids)
 
     def scores(self, term_ids: list[int], lo: int = 0, hi: int | None = None) -> np.ndarray:
-        """BM25 scores of chunks lo..hi-1 (the whole index by default) for the query's term ids.
-
-        A term's IDF counts the chunks of that range, not of the whole index: searching one
-        contract, a word found in most of its chunks ("party", the contract's own name) says
-        little about where the answer is, however rare the word is among the other documents.
-        A term repeated in the query counts once: long questions repeat their framing ("a party
-        ... the counterparty", "goods or services ... such goods or services"), not their topic."""
-        n = len(self)
-        hi = n if hi is None else hi
+        """BM25 scores of chunks lo..hi-1 (the whole index by default) for the query's term ids."""
+        hi = len(self) if hi is None else hi
         out = np.zeros(hi - lo, dtype=np.float32)
-        for term in dict.fromkeys(term_ids):
+        n = len(self)
+        if n == 0:
+            return out
+        for term, weight in Counter(term_ids).items():
             if term + 1 >= len(self.indptr):
                 continue
             a, b = int(self.indptr[term]), int(self.indptr[term + 1])
+            df = b - a
+            if df == 0:
+                continue
+            idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
             chunks, tfs = self.post_chunks[a:b], self.post_tfs[a:b]
             if lo > 0 or hi < n:
                 x, y = np.searchsorted(chunks, [lo, hi])
                 chunks, tfs = chunks[x:y], tfs[x:y]
-            df = len(chunks)
-            if df == 0:
-                continue
-            idf = math.log(1 + (hi - lo - df + 0.5) / (df + 0.5))
-            out[chunks - lo if lo else chunks] += idf * tfs * (K1 + 1) / (tfs + self.norms[chunks])
+            out[chunks - lo if lo else chunks] += weight * idf * tfs * (K1 + 1) / (tfs + self.norms[chunks])
         return out
 
 

@@ -1,10 +1,10 @@
 """The fast search path returns exactly what the plain one did: the same ranked chunk ids and
 scores. The reference below is the search as first written: BM25 by the formula over each
 term's postings, a full stable sort of every chunk's score, and Chroma's own `where` query for
-a document filter; since then, two deliberate changes to BM25 (`KeywordIndex.scores`): a term's
-IDF counts the searched document's chunks only, and a term repeated in the query counts once."""
+a document filter."""
 
 import math
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -32,16 +32,16 @@ def test_top_positions_is_a_stable_descending_argsort(size, n):
 def _bm25_reference(index, term_ids: list[int], lo: int, hi: int) -> np.ndarray:
     out = np.zeros(hi - lo, dtype=np.float32)
     average = float(index.lengths.mean()) or 1.0
-    for term in dict.fromkeys(term_ids):  # each once, in query order (float sums follow it)
+    for term, weight in Counter(term_ids).items():
         a, b = int(index.indptr[term]), int(index.indptr[term + 1])
+        if a == b:
+            continue
+        idf = math.log(1 + (len(index) - (b - a) + 0.5) / (b - a + 0.5))
         chunks, tfs = index.post_chunks[a:b], index.post_tfs[a:b]
         keep = (chunks >= lo) & (chunks < hi)
         chunks, tfs = chunks[keep], tfs[keep]
-        if len(chunks) == 0:
-            continue
-        idf = math.log(1 + (hi - lo - len(chunks) + 0.5) / (len(chunks) + 0.5))
         norm = K1 * (1 - B + B * index.lengths[chunks] / average)
-        out[chunks - lo] += idf * tfs * (K1 + 1) / (tfs + norm)
+        out[chunks - lo] += weight * idf * tfs * (K1 + 1) / (tfs + norm)
     return out
 
 
