@@ -83,18 +83,21 @@ class VectorIndex:
         A document holds tens to hundreds of chunks: reading their vectors is far cheaper than
         a `where` query, which walks the whole HNSW graph skipping other documents' chunks,
         and exact where the graph is approximate."""
-        if not ids:
-            return []
-        result = self.collection.get(ids=ids, include=["embeddings"])
-        similarities = np.asarray(result["embeddings"], dtype=np.float32) @ vector
+        found, similarities = self._similarities(ids, vector)
         order = np.argsort(-similarities, kind="stable")[:n]
-        return [(result["ids"][i], float(similarities[i])) for i in order]
+        return [(found[i], float(similarities[i])) for i in order]
 
     def similarities(self, ids: list[str], vector: np.ndarray) -> dict[str, float]:
+        found, similarities = self._similarities(ids, vector)
+        return dict(zip(found, similarities.tolist()))
+
+    def _similarities(self, ids: list[str], vector: np.ndarray) -> tuple[list[str], np.ndarray]:
+        """(the ids Chroma holds, in its order; their cosine similarities to `vector`)."""
         if not ids:
-            return {}
+            return [], np.zeros(0, np.float32)
         result = self.collection.get(ids=ids, include=["embeddings"])
-        return {i: float(np.dot(e, vector)) for i, e in zip(result["ids"], result["embeddings"])}
+        vectors = np.asarray(result["embeddings"], dtype=np.float32).reshape(len(result["ids"]), -1)
+        return result["ids"], vectors @ vector
 
     def ids(self) -> set[str]:
         """Every chunk id in the collection (for consistency checks)."""
