@@ -102,7 +102,7 @@ class SentenceVectors:
             self._prepared -= gone
         for doc_id in gone:
             if self.folder is not None:
-                (self.folder / f"{doc_id}.npz").unlink(missing_ok=True)
+                saved_file(self.folder, doc_id).unlink(missing_ok=True)
 
     def __len__(self) -> int:
         return len(self._vectors)
@@ -134,7 +134,7 @@ class SentenceVectors:
         return f"{identity} {hashlib.sha256(text.encode()).hexdigest()}"
 
     def _load(self, doc_id: str, text: str) -> dict[Key, np.ndarray]:
-        path = self.folder / f"{doc_id}.npz" if self.folder else None
+        path = saved_file(self.folder, doc_id) if self.folder else None
         if path is None or not path.exists():
             return {}
         try:
@@ -155,9 +155,14 @@ class SentenceVectors:
             with open(partial, "wb") as out:
                 np.savez(out, stamp=np.array(self._stamp(text)), spans=np.array([k[1:] for k in vectors], np.int64),
                          vectors=np.stack(list(vectors.values())))
-            os.replace(partial, self.folder / f"{doc_id}.npz")  # readers see the old file or the new
+            os.replace(partial, saved_file(self.folder, doc_id))  # readers see the old file or the new
         except OSError:
             pass  # a read-only store: the vectors stay in memory for this process
+
+
+def saved_file(folder: Path, doc_id: str) -> Path:
+    """Where a document's sentence vectors are kept in `folder`."""
+    return folder / f"{doc_id}.npz"
 
 
 def _key(sentence: Sentence) -> Key:

@@ -192,11 +192,12 @@ def _forget_removed_documents(store) -> None:
     """A removed document's saved model states (whole-document reading) and saved sentence
     vectors (quick extractive answers) go with it."""
     from app.extractive import SENTENCE_VECTORS
+    from app.sentence_vectors import saved_file
     from app.whole import purge_states
 
     def purge(removal) -> None:
         purge_states(store.path, removal.doc_id)
-        (store.path / SENTENCE_VECTORS / f"{removal.doc_id}.npz").unlink(missing_ok=True)
+        saved_file(store.path / SENTENCE_VECTORS, removal.doc_id).unlink(missing_ok=True)
 
     store.on_removal(purge)
 
