@@ -41,7 +41,7 @@ class SharedMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         gate, up = self.input_linear(x).chunk(2, dim=-1)
-        return self.output_linear(F.silu(gate) * up)
+        return self.output_linear(F.silu(gate).mul_(up))
 
 
 class Weight(nn.Module):

@@ -53,7 +53,7 @@ class DecoderLayer(nn.Module):
         ffn = self.shared_mlp(h)
         if self.block_sparse_moe is not None:
             ffn = self.block_sparse_moe(h) + ffn
-        return x + ffn * self.residual_multiplier
+        return torch.add(x, ffn, alpha=self.residual_multiplier)
 
 
 class Backbone(nn.Module):
@@ -189,11 +189,24 @@ class HybridModel(nn.Module):
             allowed["lm_head.weight"] = needed["model.embed_tokens.weight"]  # tied: may be stored, is unused
         checkpoint.check_names_and_shapes(folder, tensors, allowed)
         dtype = dtype or tensors["model.embed_tokens.weight"].dtype
+        small = compute_dtype(dtype, device)
         # assign=True keeps each tensor as loaded: a memory-mapped view when no cast was needed.
-        model.load_state_dict({name: tensors[name].to(device=device, dtype=dtype) for name in needed},
-                              assign=True, strict=True)
+        model.load_state_dict({name: tensors[name].to(device=device, dtype=small if _is_small(name, shape) else dtype)
+                               for name, shape in needed.items()}, assign=True, strict=True)
         model.fingerprint = checkpoint.fingerprint(_identity(config), tensors)
         return model.eval().requires_grad_(False)
+
+
+def _is_small(name: str, shape: tuple[int, ...]) -> bool:
+    """Whether a tensor is one no matmul reads: norm weights, biases, A_log, D, the conv taps.
+
+    These are kept in the compute dtype (fp32 for a bf16 model on a CPU without fast bf16, see
+    kernels/matmul.py): they meet fp32 activations, and a CPU op whose operands differ in dtype
+    first copies the narrower one, which was ~230 copies per decoded token on h-350m. Upcasting
+    is exact, so the products are the same; only the gated norm's output, which takes its
+    weight's dtype, now reaches out_proj unrounded in prefill. They add under 1 MB to h-350m.
+    """
+    return len(shape) == 1 or name.endswith(".conv1d.weight")
 
 
 def _identity(config: HybridConfig) -> bytes:

@@ -48,7 +48,7 @@ def test_fused_residual_torch_path_matches_its_reference():
     x, h, weight = randn(2, 7, 48), randn(2, 7, 48, seed=1), randn(48, seed=2)
     total, normed = add_rms_norm(x, h, 0.22, weight, 1e-5)
     total_ref, normed_ref = add_rms_norm_ref(x, h, 0.22, weight, 1e-5)
-    assert torch.equal(total, total_ref)
+    close(total, total_ref, ONE_ROUNDING[torch.float32])  # x + h * m as one fused multiply-add: one rounding fewer
     close(normed, normed_ref, TWO_ROUNDINGS[torch.float32])
 
 
