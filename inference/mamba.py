@@ -43,10 +43,10 @@ class Mamba2Mixer(nn.Module):
         z, xBC, dt = self.in_proj(h).split([self.d_inner, self.conv_dim, self.n_heads], dim=-1)
         dt = self._time_step(dt)
         if state is not None and h.shape[1] == 1:
-            y = self._step(xBC[:, 0], dt[:, 0], state)[:, None]
+            y = self._step(xBC[:, 0], dt[:, 0], state)
         else:
             y = self._scan(xBC, dt, state, pad)
-        y = kernels.gated_rms_norm(y.flatten(2), z, self.norm.weight, self.n_groups, self.eps)
+        y = kernels.gated_rms_norm(y, z, self.norm.weight, self.n_groups, self.eps)
         return self.out_proj(y)
 
     def _scan(self, xBC: torch.Tensor, dt: torch.Tensor, state: MambaState | None,
@@ -65,7 +65,7 @@ class Mamba2Mixer(nn.Module):
         if state is not None:
             state.conv.copy_(conv_state)  # in place, in the cache's dtype
             state.ssm = ssm_state
-        return y  # [b, t, n_heads, d_head] fp32
+        return y.flatten(2)  # [b, t, d_inner] fp32
 
     def _step(self, xBC: torch.Tensor, dt: torch.Tensor, state: MambaState) -> torch.Tensor:
         b = xBC.shape[0]
@@ -75,7 +75,7 @@ class Mamba2Mixer(nn.Module):
         return kernels.ssd_step(
             state.ssm, x.view(b, self.n_heads, self.d_head), dt, self.A,
             B.view(b, self.n_groups, self.d_state), C.view(b, self.n_groups, self.d_state), self.D,
-        )  # [b, n_heads, d_head] fp32
+        ).view(b, 1, self.d_inner)  # fp32
 
     def _time_step(self, dt: torch.Tensor) -> torch.Tensor:
         """softplus(dt + dt_bias) in fp32, within the config's limits."""

@@ -22,6 +22,7 @@ from kernels.dispatch import KernelError
 
 
 def _check(x: torch.Tensor, dt: torch.Tensor, B: torch.Tensor, C: torch.Tensor) -> None:
+    """Shapes of a scan ([b, t, ...]) or of a step (the same without t) agree."""
     heads, groups = x.shape[-2], B.shape[-2]
     if dt.shape != x.shape[:-1] or B.shape != C.shape or heads % groups:
         raise KernelError(
@@ -157,7 +158,7 @@ def ssd_step(state, x, dt, A, B, C, D):
     Returns:
         y: [b, h, p] fp32 output for this token.
     """
-    _check(x[:, None], dt[:, None], B[:, None], C[:, None])
+    _check(x, dt, B, C)
     b, h, p = x.shape
     g, n = B.shape[1:]
     rows = h // g * p  # state rows per group
@@ -165,13 +166,17 @@ def ssd_step(state, x, dt, A, B, C, D):
     # Two passes over the state, no temporary of its size: decay it, then add (dt x) ⊗ B in place.
     state.mul_(torch.exp(dt * A.float()).view(b, h, 1, 1))
     grouped = state.view(b * g, rows, n)
-    grouped.addcmul_((x * dt[..., None]).view(b * g, rows, 1), B.float().reshape(b * g, 1, n))
+    grouped.addcmul_((x * dt.unsqueeze(-1)).view(b * g, rows, 1), B.float().reshape(b * g, 1, n))
     # The read-out as one matrix-vector product per group: a batched matmul here runs
     # 10x slower than the BLAS mv on h-350m's [1536, 128] state.
-    y = x.new_empty(b * g, rows)
-    for i, c in enumerate(C.float().reshape(b * g, n)):
-        torch.mv(grouped[i], c, out=y[i])
+    C = C.float().reshape(b * g, n)
+    if b * g == 1:
+        y = torch.mv(grouped[0], C[0])
+    else:
+        y = x.new_empty(b * g, rows)
+        for i in range(b * g):
+            torch.mv(grouped[i], C[i], out=y[i])
     y = y.view(b, h, p)
     if D is not None:
-        y.addcmul_(D[:, None], x)  # the op promotes a 16-bit D itself (no separate cast op)
+        y.addcmul_(D.unsqueeze(-1), x)  # the op promotes a 16-bit D itself (no separate cast op)
     return y
