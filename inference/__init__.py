@@ -11,15 +11,21 @@
     state = DocumentCache(folder, max_bytes).get_or_build(model, tok, prefix_messages, doc_hash)
     gen.stream(prefix_messages + [question], state=state)   # reads only the question
 
-Importing this package before torch makes OpenMP's idle threads sleep instead of spin
-(OMP_WAIT_POLICY=PASSIVE unless already set): with other programs busy on the same cores,
-spinning threads made a 2-thread prefill 4x and a decode step 16x slower on the development
-machine; the price on an idle machine is a thread wake-up per parallel region.
+Importing this package before torch bounds how long OpenMP's idle threads spin before they
+sleep (GOMP_SPINCOUNT=20000 for the GNU OpenMP of PyTorch's wheels, KMP_BLOCKTIME=0 for Intel's;
+unless OMP_WAIT_POLICY or these are already set). Spinning long (libgomp's default) made a
+2-thread prefill 4x and a decode step 16x slower with other programs busy on the same cores;
+never spinning (OMP_WAIT_POLICY=PASSIVE, used before) costs a thread wake-up per parallel region,
+and a decoded token has hundreds. h-350m bf16 after 1K tokens, 2 threads: 65-67 ms/token
+passive, 46 ms with the default spin, 44-49 ms with this one on an idle machine; beside two busy
+processes 100, 144 and 96 ms (BENCHMARKS.md, "Long documents").
 """
 
 import os
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read by OpenMP when torch loads
+if "OMP_WAIT_POLICY" not in os.environ:  # read by OpenMP when torch loads
+    os.environ.setdefault("GOMP_SPINCOUNT", "20000")  # checks before sleeping: spans the gaps between a decode step's ops
+    os.environ.setdefault("KMP_BLOCKTIME", "0")  # Intel OpenMP counts in ms: 0, i.e. passive, is the safe bound
 
 from inference.cache import HybridCache  # noqa: E402
 from inference.config import HybridConfig  # noqa: E402
