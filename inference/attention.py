@@ -2,7 +2,8 @@
 
 Memory stays linear in the length: a forward call's t queries attend, in separate parts, to every
 earlier position (the KV cache, held in segments, see `KVState`) without any mask, and to the
-call's own t positions causally. Each part is one call of PyTorch's flash-attention kernel for CPU,
+call's own t positions causally. Each part is one call of PyTorch's flash-attention kernel for CPU
+(a decode step's single query: `kernels.decode_attention`, which reads the cache at memory speed),
 which also returns each query's log-sum-exp; the parts are merged with those weights
 
     lse = logsumexp_i lse_i        out = sum_i exp(lse_i - lse) * out_i
@@ -18,6 +19,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+import kernels
 from inference.cache import KVState
 from inference.config import HybridConfig
 from inference.layers import Linear
@@ -128,6 +130,8 @@ def _attend_all(q, keys, values, bias, scale) -> list[tuple[torch.Tensor, torch.
     """Every query to every key of one segment: [(out [b, nh, t, d], lse [b, nh, t]), ...]."""
     b, nh, t, d = q.shape
     nkv = keys.shape[1]
+    if t == 1 and q.device.type == "cpu":  # a decode step: one read of the keys and one of the values
+        return [kernels.decode_attention(q, keys, values, scale, bias)]
     if not _flash_available(q):
         return [_reference(q, keys[:, :, lo : lo + REFERENCE_BLOCK], values[:, :, lo : lo + REFERENCE_BLOCK],
                            None if bias is None else bias[:, lo : lo + REFERENCE_BLOCK], scale, causal=False)

@@ -10,6 +10,8 @@ the same function name and is picked up by `dispatch.py` without further wiring.
 | `conv1d.py` | `causal_conv1d` (prefill, state in/out), `causal_conv1d_step` (decode) |
 | `norm.py` | `rms_norm`, `add_rms_norm` (residual add + norm), `gated_rms_norm` |
 | `moe.py` | `moe_route` (top-k + softmax over k), `moe_experts` (only the routed experts run) |
+| `attention.py` | `decode_attention` (one query over a long KV cache; C kernel in `attention_native.py`) |
+| `matmul.py` | `linear` (bf16 weights on CPUs without bf16 matmuls; C GEMV in `matmul_native.py`) |
 
 Model code calls the names exported here; `TOME_KERNELS=triton|torch|reference` picks the
 implementation (see `dispatch.py`). Importing this package needs neither Triton nor CUDA.
@@ -26,6 +28,7 @@ add_rms_norm = dispatched("add_rms_norm")
 gated_rms_norm = dispatched("gated_rms_norm")
 moe_route = dispatched("moe_route")
 moe_experts = dispatched("moe_experts")
+decode_attention = dispatched("decode_attention")
 
 __all__ = [
     "BACKENDS",
@@ -33,6 +36,7 @@ __all__ = [
     "add_rms_norm",
     "causal_conv1d",
     "causal_conv1d_step",
+    "decode_attention",
     "gated_rms_norm",
     "moe_experts",
     "moe_route",

@@ -2,10 +2,11 @@
 
 `TOME_KERNELS` (read here and nowhere else) selects the backend:
 
-- `triton` (the default): the Triton kernel (`kernels/<module>_triton.py`) wherever Triton can
-  run the tensors: on a GPU, or on any device under Triton's interpreter (`TRITON_INTERPRET=1`,
-  Triton's own switch, which is how tests and anyone without a GPU check the kernels); otherwise
-  the fast PyTorch path.
+- `triton` (the default, i.e. the fastest there is): the Triton kernel (`kernels/<module>_triton.py`)
+  wherever Triton can run the tensors: on a GPU, or on any device under Triton's interpreter
+  (`TRITON_INTERPRET=1`, Triton's own switch, which is how tests and anyone without a GPU check the
+  kernels); on a CPU, the C kernel (`kernels/<module>_native.py`) for the few ops that have one,
+  when it could be built here (`kernels/native.py`); otherwise the fast PyTorch path.
 - `torch`: always the fast PyTorch path.
 - `reference`: the plain, obviously correct `*_ref` functions (slow; for checking).
 
@@ -36,6 +37,7 @@ OPS = {
     "gated_rms_norm": "norm",
     "moe_route": "moe",
     "moe_experts": "moe",
+    "decode_attention": "attention",
 }
 
 
@@ -82,26 +84,41 @@ def _interpreting() -> bool:
 
 @functools.cache
 def _triton_implementation(op: str) -> Callable | None:
-    """The op's Triton launcher, or None when Triton is not installed (it ships for Linux x86-64)."""
-    if importlib.util.find_spec("triton") is None:
+    """The op's Triton launcher, or None when Triton is not installed (it ships for Linux x86-64)
+    or the op has no Triton kernel."""
+    if importlib.util.find_spec("triton") is None or importlib.util.find_spec(f"kernels.{OPS[op]}_triton") is None:
         return None
     return getattr(importlib.import_module(f"kernels.{OPS[op]}_triton"), op)
+
+
+@functools.cache
+def _native_implementation(op: str) -> Callable | None:
+    """The op's C kernel for CPUs, or None when it has none or it could not be built here."""
+    if importlib.util.find_spec(f"kernels.{OPS[op]}_native") is None:
+        return None
+    module = importlib.import_module(f"kernels.{OPS[op]}_native")
+    return getattr(module, op) if module.available() else None
+
+
+def native_enabled(device_type: str) -> bool:
+    """Whether C kernels may run for tensors on `device_type` (the default backend, on a CPU)."""
+    return device_type == "cpu" and selected_backend() == "triton"
 
 
 def implementation(op: str, backend: str, device_type: str) -> Callable:
     """The function that runs `op` for tensors on `device_type` under `backend`."""
     on_triton = backend == "triton" and (device_type == "cuda" or _interpreting())
-    return _implementation(op, backend, on_triton)
+    native = backend == "triton" and device_type == "cpu"
+    return _implementation(op, backend, on_triton, native)
 
 
 @functools.cache
-def _implementation(op: str, backend: str, on_triton: bool) -> Callable:
+def _implementation(op: str, backend: str, on_triton: bool, native: bool) -> Callable:
     module = importlib.import_module(f"kernels.{OPS[op]}")
     if backend == "reference":
         return getattr(module, f"{op}_ref")
-    if on_triton:
-        fast = _triton_implementation(op)
-        if fast is not None:
+    for fast in (on_triton and _triton_implementation(op), native and _native_implementation(op)):
+        if fast:
             return fast
     return getattr(module, op)
 

@@ -7,8 +7,10 @@ stay in fp32 and each product picks the cheaper of two ways to meet a 16-bit wei
 
 - many rows (prefill): upcast the weight to fp32 and run the fp32 GEMM; the upcast costs one pass
   over the weight, a few percent of a GEMM of 4+ rows;
-- one to three rows (decode): the native 16-bit GEMV reads half the bytes, and a GEMV is bound by
-  reading the weight (measured crossover: 4 rows on h-350m's in_proj).
+- one to three rows (decode): a 16-bit GEMV reads half the bytes, and a GEMV is bound by reading
+  the weight (measured crossover: 4 rows on h-350m's in_proj). PyTorch's own reads ~10 GB/s per
+  core here, converting as it goes; the C kernel in `matmul_native.py` reads at memory speed and
+  keeps x in fp32 (it runs under the default backend when it could be built, see dispatch.py).
 
 Where 16-bit matmuls are fast (GPUs, CPUs with AVX-512 BF16 / AMX) everything runs in the model's
 dtype, as before.
@@ -18,6 +20,9 @@ import functools
 
 import torch
 import torch.nn.functional as F
+
+from kernels import matmul_native
+from kernels.dispatch import native_enabled
 
 GEMV_ROWS = 3  # up to this many rows the native 16-bit product beats upcasting the weight
 
@@ -55,5 +60,9 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     if weight.dtype == dtype:
         return F.linear(x.to(dtype), weight, None if bias is None else bias.to(dtype))
     if x.numel() <= GEMV_ROWS * x.shape[-1]:
+        if native_enabled(x.device.type):
+            out = matmul_native.gemv(x, weight, None if bias is None else bias.to(dtype))
+            if out is not None:
+                return out
         return F.linear(x.to(weight.dtype), weight, None if bias is None else bias.to(weight.dtype)).to(dtype)
     return F.linear(x.to(dtype), weight.to(dtype), None if bias is None else bias.to(dtype))

@@ -1,0 +1,48 @@
+"""Attention of one query position over a long run of cached keys: the decode step's attention.
+
+A decoded token's query meets every key so far, so there is nothing causal to mask and the work
+is two reads, one of the keys and one of the values. Returns the output and the log-sum-exp of
+the scores, so the caller can merge parts of a segmented cache exactly (see inference/attention.py).
+The query heads sharing a KV head (grouped-query attention) are taken together, never by copying
+the keys. A fast path that reads the cache at memory speed on a CPU is in `attention_native.py`.
+"""
+
+import torch
+
+
+def decode_attention_ref(q, keys, values, scale, key_bias=None):
+    """Same contract as `decode_attention`, written out in fp32."""
+    group = q.shape[1] // keys.shape[1]
+    keys, values = (x.float().repeat_interleave(group, dim=1) for x in (keys, values))
+    scores = (q.float() @ keys.transpose(-1, -2)) * scale  # [b, nh, 1, n]
+    if key_bias is not None:
+        scores = scores + key_bias.float()[:, None, None, :]
+    lse = scores.logsumexp(dim=-1)
+    weights = (scores - lse[..., None]).exp().nan_to_num(0.0)  # a query seeing no key: weights 0, lse -inf
+    return weights @ values, lse
+
+
+def decode_attention(q, keys, values, scale, key_bias=None):
+    """softmax(scale * q K^T + key_bias) V for one query position, with its log-sum-exp.
+
+    Args:
+        q: [b, nh, 1, d] in the keys' dtype.
+        keys, values: [b, nkv, n, d], nh a multiple of nkv (each row of d contiguous).
+        scale: multiplies the scores.  key_bias: [b, n] added to the scores (-inf hides a key), or None.
+
+    Returns:
+        out: [b, nh, 1, d] fp32 (0 for a query that sees no key).
+        lse: [b, nh, 1] fp32 log-sum-exp of the scores (-inf when no key is seen).
+    """
+    if q.device.type != "cpu" or not hasattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu"):
+        return decode_attention_ref(q, keys, values, scale, key_bias)
+    b, nh, _, d = q.shape
+    nkv = keys.shape[1]
+    folded = q.reshape(b, nkv, nh // nkv, d)  # the query heads sharing a KV head, stacked as rows
+    mask = None if key_bias is None else key_bias[:, None, None, :]
+    out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+        folded, keys, values, 0.0, False, attn_mask=mask, scale=scale)
+    out, lse = out.reshape(b, nh, 1, d).float(), lse.reshape(b, nh, 1)
+    if key_bias is not None:  # the kernel reports lse = 0 for a row whose keys are all masked
+        lse = lse.masked_fill(torch.isinf(key_bias).all(dim=-1)[:, None, None], -torch.inf)
+    return out, lse

@@ -1,0 +1,122 @@
+"""Building the few CPU kernels PyTorch has no fast path for, with the system's C compiler.
+
+A `<module>_native.c` beside its Python module is compiled on first use into a shared library
+under the user's cache folder and loaded with ctypes: no build step at install, no PyTorch
+headers (a build takes well under a second). The library is keyed by the source, the compiler,
+its flags and this CPU's features (it is built for the CPU it runs on, `-march=native`), so a
+changed kernel, compiler or machine never loads a stale build.
+
+OpenMP: the library asks for `libgomp.so.1`, the name PyTorch's own bundled runtime carries, so
+once torch is imported both share one thread pool instead of two competing for the cores.
+
+Without a compiler, or when a build fails, `load` returns None and says why once (a warning);
+callers then take the PyTorch path, which is slower but gives the same results.
+"""
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import warnings
+from pathlib import Path
+
+HERE = Path(__file__).parent
+# Tried in order: the first set this compiler accepts is used (Apple's clang has neither
+# -march=native on arm64 nor -fopenmp without extra installs).
+FLAG_SETS = (
+    ["-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-std=gnu11"],
+    ["-O3", "-fopenmp", "-fPIC", "-shared", "-std=gnu11"],
+)
+
+
+class NativeBuildError(RuntimeError):
+    """A kernel library could not be built or loaded (the reason is the message)."""
+
+
+def cache_folder() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "tome" / "native"
+
+
+@functools.cache
+def load(name: str) -> ctypes.CDLL | None:
+    """The compiled `kernels/<name>.c`, or None (with one warning) when it cannot be built here."""
+    try:
+        return build(HERE / f"{name}.c", cache_folder())
+    except NativeBuildError as error:
+        warnings.warn(f"tome: native CPU kernel {name} unavailable ({error}); using the PyTorch path",
+                      RuntimeWarning, stacklevel=2)
+        return None
+
+
+def build(source: Path, folder: Path) -> ctypes.CDLL:
+    """Compile `source` into `folder` (unless an identical build is there) and load it."""
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if compiler is None:
+        raise NativeBuildError("no C compiler found (cc, gcc or clang)")
+    text = source.read_bytes()
+    errors = []
+    for flags in FLAG_SETS:
+        library = folder / f"{source.stem}-{_key(text, compiler, flags)}.so"
+        if not library.is_file():
+            try:
+                _compile(source, library, compiler, flags)
+            except NativeBuildError as error:
+                errors.append(str(error))
+                continue
+        try:
+            return ctypes.CDLL(str(library))
+        except OSError as error:
+            raise NativeBuildError(f"{library} does not load: {error}") from error
+    raise NativeBuildError(errors[-1])
+
+
+def _compile(source: Path, library: Path, compiler: str, flags: list[str]) -> None:
+    partial = None
+    try:
+        library.parent.mkdir(parents=True, exist_ok=True)
+        # Built under a temporary name and renamed: two processes building at once both succeed.
+        handle, partial = tempfile.mkstemp(suffix=".so", dir=library.parent)
+        os.close(handle)
+        done = subprocess.run([compiler, *flags, str(source), "-o", partial], capture_output=True, text=True,
+                              timeout=120)
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+            raise NativeBuildError(f"{Path(compiler).name} {' '.join(flags)} failed: {last}")
+        os.replace(partial, library)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise NativeBuildError(f"cannot build {library.name}: {error}") from error
+    finally:
+        if partial is not None and os.path.exists(partial):
+            os.unlink(partial)
+
+
+def _key(text: bytes, compiler: str, flags: list[str]) -> str:
+    digest = hashlib.sha256(text)
+    for part in (compiler, _compiler_version(compiler), " ".join(flags), platform.machine(), _cpu_features()):
+        digest.update(part.encode() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+@functools.cache
+def _compiler_version(compiler: str) -> str:
+    try:
+        return subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
+@functools.cache
+def _cpu_features() -> str:
+    """The CPU's feature flags (Linux), so a build for one CPU is never loaded on another."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return line
+    except OSError:
+        pass
+    return platform.processor()

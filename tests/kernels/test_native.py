@@ -1,0 +1,55 @@
+"""Building C kernels on first use: cached per source, compiler and CPU; a failure is a warning and None."""
+
+import ctypes
+import shutil
+
+import pytest
+
+from kernels import attention, attention_native, dispatch, native
+
+needs_compiler = pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
+                                    reason="no C compiler")
+
+
+@needs_compiler
+def test_builds_once_and_reuses_the_library(tmp_path):
+    source = tmp_path / "twice.c"
+    source.write_text("int twice(int x) { return 2 * x; }\n")
+    library = native.build(source, tmp_path / "cache")
+    assert library.twice(21) == 42
+    built = list((tmp_path / "cache").glob("twice-*.so"))
+    assert len(built) == 1
+    mtime = built[0].stat().st_mtime_ns
+    native.build(source, tmp_path / "cache")
+    assert built[0].stat().st_mtime_ns == mtime  # the same source is not compiled again
+    source.write_text("int twice(int x) { return x + x; }\n")
+    native.build(source, tmp_path / "cache")
+    assert len(list((tmp_path / "cache").glob("twice-*.so"))) == 2  # a changed source is
+
+
+@needs_compiler
+def test_a_source_that_does_not_compile_is_a_clear_error(tmp_path):
+    source = tmp_path / "broken.c"
+    source.write_text("int broken( {\n")
+    with pytest.raises(native.NativeBuildError, match="failed"):
+        native.build(source, tmp_path / "cache")
+    assert not list((tmp_path / "cache").glob("*.so"))  # no half-written library is left
+
+
+def test_no_compiler_means_none_and_one_warning(tmp_path, monkeypatch):
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    native.load.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning, match="native CPU kernel attention_native unavailable"):
+            assert native.load("attention_native") is None
+    finally:
+        native.load.cache_clear()
+
+
+@needs_compiler
+def test_the_default_backend_takes_the_c_kernel_on_cpu():
+    assert isinstance(native.load("attention_native"), ctypes.CDLL)
+    assert dispatch.implementation("decode_attention", "triton", "cpu") is attention_native.decode_attention
+    assert dispatch.implementation("decode_attention", "torch", "cpu") is attention.decode_attention
+    assert dispatch.implementation("decode_attention", "reference", "cpu") is attention.decode_attention_ref
