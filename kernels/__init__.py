@@ -6,7 +6,7 @@ the same function name and is picked up by `dispatch.py` without further wiring.
 
 | module | ops |
 |---|---|
-| `ssd.py` | `ssd_scan` (chunked SSD, state in/out), `ssd_step` (one decode step) |
+| `ssd.py` | `ssd_scan` (chunked SSD, state in/out), `ssd_step` (one decode step; C kernel in `ssd_native.py`) |
 | `conv1d.py` | `causal_conv1d` (prefill, state in/out), `causal_conv1d_step` (decode) |
 | `norm.py` | `rms_norm`, `add_rms_norm` (residual add + norm), `gated_rms_norm` |
 | `moe.py` | `moe_route` (top-k + softmax over k), `moe_experts` (only the routed experts run) |

@@ -97,7 +97,7 @@ def _native_implementation(op: str) -> Callable | None:
     if importlib.util.find_spec(f"kernels.{OPS[op]}_native") is None:
         return None
     module = importlib.import_module(f"kernels.{OPS[op]}_native")
-    return getattr(module, op) if module.available() else None
+    return getattr(module, op, None) if module.available() else None  # a module may serve some of its ops
 
 
 def native_enabled(device_type: str) -> bool:

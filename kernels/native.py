@@ -58,7 +58,10 @@ def build(source: Path, folder: Path) -> ctypes.CDLL:
     compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     if compiler is None:
         raise NativeBuildError("no C compiler found (cc, gcc or clang)")
-    text = source.read_bytes()
+    try:
+        text = source.read_bytes()
+    except OSError as error:
+        raise NativeBuildError(f"cannot read {source}: {error}") from error
     errors = []
     for flags in FLAG_SETS:
         library = folder / f"{source.stem}-{_key(text, compiler, flags)}.so"

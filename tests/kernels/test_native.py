@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from kernels import attention, attention_native, dispatch, native
+from kernels import attention, attention_native, dispatch, native, ssd, ssd_native
 
 needs_compiler = pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
                                     reason="no C compiler")
@@ -53,3 +53,11 @@ def test_the_default_backend_takes_the_c_kernel_on_cpu():
     assert dispatch.implementation("decode_attention", "triton", "cpu") is attention_native.decode_attention
     assert dispatch.implementation("decode_attention", "torch", "cpu") is attention.decode_attention
     assert dispatch.implementation("decode_attention", "reference", "cpu") is attention.decode_attention_ref
+    assert dispatch.implementation("ssd_step", "triton", "cpu") is ssd_native.ssd_step
+    assert dispatch.implementation("ssd_step", "torch", "cpu") is ssd.ssd_step
+    assert dispatch.implementation("ssd_scan", "triton", "cpu") is ssd.ssd_scan  # a module may serve some ops
+
+
+def test_a_missing_source_is_a_clear_error(tmp_path):
+    with pytest.raises(native.NativeBuildError, match="cannot read"):
+        native.build(tmp_path / "absent.c", tmp_path / "cache")

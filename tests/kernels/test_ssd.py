@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from kernels import ssd_native
 from kernels.ssd import ssd_scan, ssd_scan_ref, ssd_step, ssd_step_ref
 from tests.kernels.helpers import close, ssd_inputs
 
@@ -71,6 +72,25 @@ def test_decode_steps_continue_a_scan(step):
     _, state = ssd_scan(x[:, :5], dt[:, :5], A, B[:, :5], C[:, :5], D, 8)
     for i in range(5, t):
         y = step(state, x[:, i], dt[:, i], A, B[:, i], C[:, i], D)
+        close(y, y_ref[:, i], REL)
+    close(state, final_ref, REL)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("b, h, p, g, n, with_D", [
+    (1, 48, 32, 1, 128, True),  # h-350m's mixer
+    (2, 6, 4, 3, 32, False),    # groups, a batch, no D
+    (1, 4, 3, 2, 5, True),      # n the C kernel declines: the PyTorch path answers
+])
+def test_c_decode_step_matches_the_recurrence(b, h, p, g, n, with_D, dtype):
+    t = 6
+    x, dt, A, B, C, D = ssd_inputs(b, t, h, p, g, n, dtype, seed=4)
+    D = D if with_D else None
+    y_ref, final_ref = ssd_scan_ref(x, dt, A, B, C, D, 8)
+    _, state = ssd_scan_ref(x[:, :2], dt[:, :2], A, B[:, :2], C[:, :2], D, 8)
+    for i in range(2, t):
+        y = ssd_native.ssd_step(state, x[:, i], dt[:, i], A, B[:, i], C[:, i], D)
+        assert y.dtype == torch.float32
         close(y, y_ref[:, i], REL)
     close(state, final_ref, REL)
 
