@@ -7,8 +7,8 @@ the same function name and is picked up by `dispatch.py` without further wiring.
 | module | ops |
 |---|---|
 | `ssd.py` | `ssd_scan` (chunked SSD, state in/out), `ssd_step` (one decode step; C kernel in `ssd_native.py`) |
-| `conv1d.py` | `causal_conv1d` (prefill, state in/out), `causal_conv1d_step` (decode) |
-| `norm.py` | `rms_norm`, `add_rms_norm` (residual add + norm), `gated_rms_norm` |
+| `conv1d.py` | `causal_conv1d` (prefill, state in/out), `causal_conv1d_step` (decode; C kernel in `conv1d_native.py`) |
+| `norm.py` | `rms_norm`, `add_rms_norm` (residual add + norm), `gated_rms_norm` (decode rows: C kernels in `norm_native.py`) |
 | `moe.py` | `moe_route` (top-k + softmax over k), `moe_experts` (only the routed experts run) |
 | `attention.py` | `decode_attention` (one query over a long KV cache; C kernel in `attention_native.py`) |
 | `matmul.py` | `linear` (bf16 weights on CPUs without bf16 matmuls; C GEMV in `matmul_native.py`) |

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from kernels import conv1d_native
 from kernels.conv1d import causal_conv1d, causal_conv1d_ref, causal_conv1d_step, causal_conv1d_step_ref
 from tests.kernels.helpers import close
 
@@ -61,7 +62,7 @@ def test_segments_equal_one_pass():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-@pytest.mark.parametrize("step", [causal_conv1d_step, causal_conv1d_step_ref])
+@pytest.mark.parametrize("step", [causal_conv1d_step, causal_conv1d_step_ref, conv1d_native.causal_conv1d_step])
 def test_steps_match_a_segment(step, dtype):
     x, weight, bias, state = inputs(2, 10, 6, 4, dtype)
     y_ref, final_ref = causal_conv1d_ref(x, weight, bias, state)
@@ -81,6 +82,21 @@ def test_step_reads_bf16_taps_in_fp32(step):
     for i in range(x.shape[-1]):
         y = step(x[:, :, i], weight, bias, state)
         y_ref = causal_conv1d_step_ref(x[:, :, i], weight.float(), bias.float(), state_ref)
+        assert y.dtype == torch.float32
+        close(y, y_ref, REL[torch.float32])
+    assert torch.equal(state, state_ref)
+
+
+@pytest.mark.parametrize("state_dtype", [torch.float32, torch.bfloat16])
+def test_c_step_with_fp32_taps_and_a_bf16_or_fp32_state(state_dtype):
+    # What a bf16 model decodes with on a CPU: fp32 activations and taps (kept in the compute
+    # dtype), the state in the model's dtype, rounded to nearest even as each input shifts in.
+    x, weight, bias, state = inputs(2, 9, 40, 4, torch.float32)
+    state = state.to(state_dtype)
+    state_ref = state.clone()
+    for i in range(x.shape[-1]):
+        y = conv1d_native.causal_conv1d_step(x[:, :, i].contiguous(), weight, bias, state)
+        y_ref = causal_conv1d_step_ref(x[:, :, i], weight, bias, state_ref)
         assert y.dtype == torch.float32
         close(y, y_ref, REL[torch.float32])
     assert torch.equal(state, state_ref)

@@ -32,14 +32,14 @@ def test_forcing_triton_runs_the_kernels_on_cpu_under_the_interpreter():
     assert module == "kernels.norm_triton" and float(error) < 1e-5
 
 
-def test_without_the_interpreter_cpu_tensors_take_the_torch_path_and_a_direct_launch_says_why():
+def test_without_the_interpreter_cpu_tensors_take_the_cpu_path_and_a_direct_launch_says_why():
     result = run("""
         import torch, kernels
         from kernels import dispatch, norm_triton
-        print(dispatch.implementation("rms_norm", "triton", "cpu").__module__)
+        print(dispatch.implementation("ssd_scan", "triton", "cpu").__module__)  # (rms_norm: its C kernel)
         norm_triton.rms_norm(torch.ones(2, 4), torch.ones(4), 1e-5)
     """, TOME_KERNELS="triton")
-    assert result.stdout.split() == ["kernels.norm"]
+    assert result.stdout.split() == ["kernels.ssd"]
     assert "KernelError: rms_norm: the Triton kernel needs CUDA tensors, got cpu; on CPU set TRITON_INTERPRET=1" \
         in result.stderr
 

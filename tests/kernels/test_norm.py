@@ -44,3 +44,33 @@ def test_groups_are_normalised_separately():
     b = gated_rms_norm(scaled, gate, weight, 2, 1e-6)
     close(b[:, 4:], a[:, 4:], 1e-6)
     close(b[:, :4], a[:, :4], 1e-4)  # and normalisation makes the scale irrelevant
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 768), (3, 1536), (2, 1, 40)])
+def test_c_norms_of_a_decode_step_match_the_references(shape):
+    from kernels import norm_native
+    from kernels.norm import add_rms_norm_ref
+
+    gen = torch.Generator().manual_seed(7)
+    x, h, gate = (torch.randn(*shape, generator=gen) * 3 for _ in range(3))
+    weight = torch.randn(shape[-1], generator=gen)
+    close(norm_native.rms_norm(x, weight, 1e-5), rms_norm_ref(x, weight, 1e-5), 1e-6)
+    total, normed = norm_native.add_rms_norm(x, h, 0.22, weight, 1e-6)
+    total_ref, normed_ref = add_rms_norm_ref(x, h, 0.22, weight, 1e-6)
+    close(total, total_ref, 1e-6)
+    close(normed, normed_ref, 1e-6)
+    for groups in (1, 2, 4):
+        out = norm_native.gated_rms_norm(x, gate, weight, groups, 1e-5)
+        assert out.dtype == torch.float32
+        close(out, gated_rms_norm_ref(x, gate, weight, groups, 1e-5), 1e-6)
+
+
+def test_c_norms_leave_prefill_and_16_bit_inputs_to_pytorch():
+    from kernels import norm_native
+
+    x, weight = torch.randn(20, 64), torch.randn(64)  # more rows than a decode batch
+    close(norm_native.rms_norm(x, weight, 1e-5), rms_norm_ref(x, weight, 1e-5), 1e-6)
+    x16, w16 = x[:1].bfloat16(), weight.bfloat16()
+    out = norm_native.rms_norm(x16, w16, 1e-5)
+    assert out.dtype == torch.bfloat16
+    close(out, rms_norm_ref(x16, w16, 1e-5), 8e-3)

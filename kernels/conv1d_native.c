@@ -1,0 +1,68 @@
+/* One token through the depthwise causal conv of a Mamba-2 mixer, in one pass over the channels:
+ *
+ *     y[c] = silu(bias[c] + sum_j w[c, j] window[c, j]),  window[c] = (state[c, 0 .. k-2], x[c])
+ *
+ * and the state shifts by one, keeping the last k-1 inputs. PyTorch's path is seven ops per
+ * layer (build the window, multiply, sum, shift, bias, silu) on a few thousand values.
+ * x [b, c] and y fp32; w [c, k] and bias [c] fp32 (bias may be NULL); the state [b, c, k-1] is
+ * fp32 or bf16 (as uint16, rounded to nearest even when written), all contiguous.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+enum { MAX_TAPS = 16 };
+
+static inline float from_bf16(uint16_t bits) {
+    uint32_t widened = (uint32_t)bits << 16;
+    float value;
+    memcpy(&value, &widened, sizeof value);
+    return value;
+}
+
+static inline uint16_t to_bf16(float value) { /* round to nearest even; the inputs are finite */
+    uint32_t bits;
+    memcpy(&bits, &value, sizeof bits);
+    return (uint16_t)((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+}
+
+static int step(const float *x, const float *w, const float *bias, void *state, float *y, int64_t batch,
+                int64_t channels, int64_t taps, int bf16) {
+    if (taps < 2 || taps > MAX_TAPS)
+        return 1;
+    int64_t kept = taps - 1;
+    for (int64_t b = 0; b < batch; b++) {
+        for (int64_t c = 0; c < channels; c++) {
+            float window[MAX_TAPS];
+            int64_t row = (b * channels + c) * kept;
+            for (int64_t j = 0; j < kept; j++)
+                window[j] = bf16 ? from_bf16(((const uint16_t *)state)[row + j]) : ((const float *)state)[row + j];
+            window[kept] = x[b * channels + c];
+            float sum = 0.0f;
+            for (int64_t j = 0; j < taps; j++)
+                sum += w[c * taps + j] * window[j];
+            if (bias)
+                sum += bias[c];
+            y[b * channels + c] = sum / (1.0f + expf(-sum));
+            for (int64_t j = 0; j < kept; j++) {
+                if (bf16)
+                    ((uint16_t *)state)[row + j] = to_bf16(window[j + 1]);
+                else
+                    ((float *)state)[row + j] = window[j + 1];
+            }
+        }
+    }
+    return 0;
+}
+
+/* The entry points (ctypes), one per state dtype. Return 0, or 1 for more than 16 taps. */
+
+int tome_conv_step_bf16(const float *x, const float *w, const float *bias, uint16_t *state, float *y,
+                        int64_t batch, int64_t channels, int64_t taps) {
+    return step(x, w, bias, state, y, batch, channels, taps, 1);
+}
+
+int tome_conv_step_f32(const float *x, const float *w, const float *bias, float *state, float *y, int64_t batch,
+                       int64_t channels, int64_t taps) {
+    return step(x, w, bias, state, y, batch, channels, taps, 0);
+}

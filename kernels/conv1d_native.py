@@ -1,0 +1,43 @@
+"""`causal_conv1d_step` on a CPU in C (`conv1d_native.c`, built by `kernels/native.py`).
+
+Takes fp32 inputs, taps and bias with a bf16 or fp32 state (a decode step on a CPU); anything
+else goes to the PyTorch path.
+"""
+
+import ctypes
+
+import torch
+
+from kernels import conv1d, native
+
+_SUFFIX = {torch.bfloat16: "bf16", torch.float32: "f32"}
+
+
+def available() -> bool:
+    return _library() is not None
+
+
+def _library() -> ctypes.CDLL | None:
+    library = native.load("conv1d_native")
+    if library is not None and not hasattr(library, "_typed"):
+        for suffix in _SUFFIX.values():
+            getattr(library, f"tome_conv_step_{suffix}").argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int64] * 3
+        library._typed = True
+    return library
+
+
+def causal_conv1d_step(x, weight, bias, state):
+    """Same contract as `kernels.conv1d.causal_conv1d_step`."""
+    library = _library()
+    suffix = _SUFFIX.get(state.dtype)
+    fp32 = [t for t in (x, weight, bias) if t is not None]
+    if (library is None or suffix is None or x.device.type != "cpu"
+            or not all(t.dtype == torch.float32 and t.is_contiguous() for t in fp32) or not state.is_contiguous()):
+        return conv1d.causal_conv1d_step(x, weight, bias, state)
+    conv1d._check(x, weight, state)
+    b, c = x.shape
+    y = torch.empty(b, c)
+    failed = getattr(library, f"tome_conv_step_{suffix}")(
+        x.data_ptr(), weight.data_ptr(), 0 if bias is None else bias.data_ptr(), state.data_ptr(), y.data_ptr(),
+        b, c, weight.shape[1])
+    return conv1d.causal_conv1d_step(x, weight, bias, state) if failed else y
