@@ -26,10 +26,32 @@ static inline uint16_t to_bf16(float value) { /* round to nearest even; the inpu
     return (uint16_t)((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
 }
 
+static inline float silu(float v) { return v / (1.0f + expf(-v)); }
+
+/* The released models' four taps, the state kept as bf16 bits: the three kept inputs shift as
+ * they are (already bf16), only the new input rounds. */
+static void step4_bf16(const float *x, const float *w, const float *bias, uint16_t *state, float *y, int64_t rows,
+                       int64_t channels) {
+    for (int64_t i = 0; i < rows * channels; i++) {
+        int64_t c = i % channels;
+        uint16_t *s = state + i * 3;
+        const float *t = w + c * 4;
+        float sum = t[0] * from_bf16(s[0]) + t[1] * from_bf16(s[1]) + t[2] * from_bf16(s[2]) + t[3] * x[i];
+        y[i] = silu(bias ? sum + bias[c] : sum);
+        s[0] = s[1];
+        s[1] = s[2];
+        s[2] = to_bf16(x[i]);
+    }
+}
+
 static int step(const float *x, const float *w, const float *bias, void *state, float *y, int64_t batch,
                 int64_t channels, int64_t taps, int bf16) {
     if (taps < 2 || taps > MAX_TAPS)
         return 1;
+    if (bf16 && taps == 4) {
+        step4_bf16(x, w, bias, state, y, batch, channels);
+        return 0;
+    }
     int64_t kept = taps - 1;
     for (int64_t b = 0; b < batch; b++) {
         for (int64_t c = 0; c < channels; c++) {
@@ -41,9 +63,7 @@ static int step(const float *x, const float *w, const float *bias, void *state, 
             float sum = 0.0f;
             for (int64_t j = 0; j < taps; j++)
                 sum += w[c * taps + j] * window[j];
-            if (bias)
-                sum += bias[c];
-            y[b * channels + c] = sum / (1.0f + expf(-sum));
+            y[b * channels + c] = silu(bias ? sum + bias[c] : sum);
             for (int64_t j = 0; j < kept; j++) {
                 if (bf16)
                     ((uint16_t *)state)[row + j] = to_bf16(window[j + 1]);
