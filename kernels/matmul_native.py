@@ -15,7 +15,7 @@ from kernels import native
 
 _SUFFIX = {torch.bfloat16: "bf16", torch.float32: "f32"}
 _ARGS = [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 4 + [ctypes.c_int]
-_plans: dict[int, tuple] = {}  # id(weight) -> (weak reference to it, its plan); an entry leaves with its weight
+_plans: dict[int, tuple] = {}  # id(weight) -> (weak reference to it, its data_ptr, its plan); leaves with it
 
 
 def _library() -> ctypes.CDLL | None:
@@ -41,11 +41,11 @@ def _plan(weight: torch.Tensor) -> tuple | None:
 
 def gemv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor | None:
     """x @ weight.T + bias in fp32 for a few rows of x, or None when the C code does not take it."""
-    entry = _plans.get(id(weight))
-    if entry is None or entry[0]() is not weight:
+    entry, address = _plans.get(id(weight)), weight.data_ptr()
+    if entry is None or entry[0]() is not weight or entry[1] != address:  # new, or its storage replaced (.data =)
         key = id(weight)
-        entry = _plans[key] = (weakref.ref(weight, lambda _, key=key: _plans.pop(key, None)), _plan(weight))
-    plan = entry[1]
+        entry = _plans[key] = (weakref.ref(weight, lambda _, key=key: _plans.pop(key, None)), address, _plan(weight))
+    plan = entry[2]
     if plan is None or (bias is not None and bias.dtype != torch.float32):
         return None
     function, n, k, stride = plan
@@ -53,6 +53,6 @@ def gemv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> to
     if rows.dtype != torch.float32 or not rows.is_contiguous():
         rows = rows.float().contiguous()
     out = torch.empty(*x.shape[:-1], n)  # sizes as ints: a torch.Size argument costs PyTorch ~4 us more
-    failed = function(rows.data_ptr(), weight.data_ptr(), 0 if bias is None else bias.contiguous().data_ptr(),
+    failed = function(rows.data_ptr(), address, 0 if bias is None else bias.contiguous().data_ptr(),
                       out.data_ptr(), rows.shape[0], n, k, stride, torch.get_num_threads())
     return None if failed else out

@@ -58,3 +58,13 @@ def test_linear_decode_rows_with_bf16_weights(backend):
     assert out.shape == (1, 1, 300) and out.dtype == matmul.compute_dtype(torch.bfloat16, "cpu")
     # PyTorch's own GEMV rounds x to bf16 first (~2^-9 relative); the C kernel does not
     close(out, _exact(x.view(1, 256), weight).view(1, 1, 300), 1e-5 if backend == "triton" else 1e-2)
+
+
+@needs_native
+def test_a_weight_whose_storage_is_replaced_is_checked_again():
+    weight = torch.nn.Parameter(torch.randn(6, 16).bfloat16(), requires_grad=False)
+    x = torch.randn(1, 16)
+    close(matmul_native.gemv(x, weight, None), _exact(x, weight), 1e-5)
+    weight.data = torch.randn(9, 32)  # what module.float() does: same object, new dtype and shape
+    x = torch.randn(1, 32)
+    close(matmul_native.gemv(x, weight, None), _exact(x, weight), 1e-5)
