@@ -10,7 +10,8 @@ stay in fp32 and each product picks the cheaper of two ways to meet a 16-bit wei
 - one to three rows (decode): a 16-bit GEMV reads half the bytes, and a GEMV is bound by reading
   the weight (measured crossover: 4 rows on h-350m's in_proj). PyTorch's own reads ~10 GB/s per
   core here, converting as it goes; the C kernel in `matmul_native.py` reads at memory speed and
-  keeps x in fp32 (it runs under the default backend when it could be built, see dispatch.py).
+  keeps x in fp32 (it runs under the default backend when it could be built, see dispatch.py; it
+  also takes an fp32 model's decode products, where PyTorch's fp32 GEMV is no faster).
 
 Where 16-bit matmuls are fast (GPUs, CPUs with AVX-512 BF16 / AMX) everything runs in the model's
 dtype, as before.
@@ -57,12 +58,13 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
         [..., n] in compute_dtype(promoted dtype of x and weight).
     """
     dtype = _compute_dtype(torch.promote_types(x.dtype, weight.dtype), x.device.type)
+    few_rows = x.numel() <= GEMV_ROWS * x.shape[-1]
+    if few_rows and dtype == torch.float32 and native_enabled(x.device.type):  # a CPU decode step, bf16 or fp32 weights
+        out = matmul_native.gemv(x, weight, None if bias is None else bias.to(dtype))
+        if out is not None:
+            return out
     if weight.dtype == dtype:
         return F.linear(x.to(dtype), weight, None if bias is None else bias.to(dtype))
-    if x.numel() <= GEMV_ROWS * x.shape[-1]:
-        if native_enabled(x.device.type):
-            out = matmul_native.gemv(x, weight, None if bias is None else bias.to(dtype))
-            if out is not None:
-                return out
+    if few_rows:
         return F.linear(x.to(weight.dtype), weight, None if bias is None else bias.to(weight.dtype)).to(dtype)
     return F.linear(x.to(dtype), weight.to(dtype), None if bias is None else bias.to(dtype))

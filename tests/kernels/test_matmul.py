@@ -68,3 +68,10 @@ def test_a_weight_whose_storage_is_replaced_is_checked_again():
     weight.data = torch.randn(9, 32)  # what module.float() does: same object, new dtype and shape
     x = torch.randn(1, 32)
     close(matmul_native.gemv(x, weight, None), _exact(x, weight), 1e-5)
+
+
+def test_linear_decode_rows_with_fp32_weights_take_the_same_route():
+    weight, x = torch.randn(40, 64), torch.randn(2, 64)
+    close(matmul.linear(x, weight), _exact(x, weight), 1e-5)
+    with kernels.use_backend("torch"):
+        close(matmul.linear(x, weight), _exact(x, weight), 1e-5)
