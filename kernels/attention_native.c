@@ -43,38 +43,49 @@ static inline __m128 sum4(__m256 a, __m256 b, __m256 c, __m256 d) {
 
 static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
-/* Scores of ROWS keys from `first` for every query of the group (keys past `count` read as the
- * last one; their scores are dropped). Each key is read and widened once for all the queries. */
-static inline void score_rows(const float *queries, const void *k, int64_t first, int64_t stride, int64_t count,
-                              int64_t group, int64_t d, float scale, int bf16, float *scores, int64_t n) {
+/* Scores of ROWS keys (at `offsets`; rows past `count` repeat the last key and are dropped) for
+ * QUERIES queries. Each key vector is widened once for all the queries, and the QUERIES x ROWS
+ * accumulators are separate variables after unrolling, so they stay in registers. */
+#define SCORE_ROWS(QUERIES)                                                                                     \
+    static inline __attribute__((always_inline)) void score_rows_##QUERIES(                                    \
+        const float *queries, const void *k, const int64_t offsets[ROWS], int64_t count, int64_t d, float scale, \
+        int bf16, float *scores, int64_t n) {                                                                   \
+        __m256 acc[QUERIES][ROWS];                                                                              \
+        for (int j = 0; j < QUERIES; j++)                                                                       \
+            for (int r = 0; r < ROWS; r++)                                                                      \
+                acc[j][r] = _mm256_setzero_ps();                                                                \
+        for (int64_t x = 0; x < d; x += LANES) {                                                                \
+            __m256 query[QUERIES];                                                                              \
+            for (int j = 0; j < QUERIES; j++)                                                                   \
+                query[j] = _mm256_loadu_ps(queries + j * d + x);                                                \
+            for (int r = 0; r < ROWS; r++) {                                                                    \
+                __m256 key = load8(k, offsets[r] + x, bf16);                                                    \
+                for (int j = 0; j < QUERIES; j++)                                                               \
+                    acc[j][r] = _mm256_fmadd_ps(query[j], key, acc[j][r]);                                      \
+            }                                                                                                   \
+        }                                                                                                       \
+        for (int j = 0; j < QUERIES; j++) {                                                                     \
+            float out[ROWS];                                                                                    \
+            _mm_storeu_ps(out, _mm_mul_ps(sum4(acc[j][0], acc[j][1], acc[j][2], acc[j][3]), _mm_set1_ps(scale))); \
+            for (int64_t r = 0; r < count; r++)                                                                 \
+                scores[j * n + r] = out[r];                                                                     \
+        }                                                                                                       \
+    }
+SCORE_ROWS(1)
+SCORE_ROWS(3)
+
+/* Scores of ROWS keys from `first` on for every query of the group. */
+static inline __attribute__((always_inline)) void score_rows(const float *queries, const void *k, int64_t first,
+                                                             int64_t stride, int64_t count, int64_t group, int64_t d,
+                                                             float scale, int bf16, float *scores, int64_t n) {
     int64_t offsets[ROWS];
     for (int64_t r = 0; r < ROWS; r++)
         offsets[r] = first + min64(r, count - 1) * stride;
-    for (int64_t j0 = 0; j0 < group; j0 += 3) { /* 3 queries x 4 keys: 12 accumulators in 16 registers */
-        int64_t js = min64(3, group - j0);
-        __m256 acc[3][ROWS];
-        for (int64_t j = 0; j < 3; j++)
-            for (int64_t r = 0; r < ROWS; r++)
-                acc[j][r] = _mm256_setzero_ps();
-        for (int64_t x = 0; x < d; x += LANES) {
-            __m256 key[ROWS];
-            for (int64_t r = 0; r < ROWS; r++)
-                key[r] = load8(k, offsets[r] + x, bf16);
-            for (int64_t j = 0; j < 3; j++) {
-                if (j < js) {
-                    __m256 query = _mm256_loadu_ps(queries + (j0 + j) * d + x);
-                    for (int64_t r = 0; r < ROWS; r++)
-                        acc[j][r] = _mm256_fmadd_ps(query, key[r], acc[j][r]);
-                }
-            }
-        }
-        for (int64_t j = 0; j < js; j++) {
-            float out[ROWS];
-            _mm_storeu_ps(out, _mm_mul_ps(sum4(acc[j][0], acc[j][1], acc[j][2], acc[j][3]), _mm_set1_ps(scale)));
-            for (int64_t r = 0; r < count; r++)
-                scores[(j0 + j) * n + r] = out[r];
-        }
-    }
+    int64_t j = 0;
+    for (; j + 3 <= group; j += 3) /* 12 accumulators + 3 queries + 1 key: the 16 registers */
+        score_rows_3(queries + j * d, k, offsets, count, d, scale, bf16, scores + j * n, n);
+    for (; j < group; j++)
+        score_rows_1(queries + j * d, k, offsets, count, d, scale, bf16, scores + j * n, n);
 }
 
 static void scores(const float *q, const void *k, float *out, int64_t batch, int64_t heads, int64_t group,
