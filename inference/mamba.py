@@ -14,6 +14,7 @@ from torch import nn
 
 import kernels
 from inference.cache import MambaState
+from kernels.mamba import MambaStep
 from inference.config import HybridConfig
 from inference.layers import Linear, Weight
 
@@ -40,12 +41,10 @@ class Mamba2Mixer(nn.Module):
         """h [b, t, H] -> [b, t, H]; `state` (if any) is continued and updated; `pad` [b, t] zeroes padding."""
         if pad is not None:
             h = h * pad[..., None]  # padding must leave the conv and SSM states at zero
+        if state is not None and h.shape[1] == 1:  # a decoded token: one op (one C call on a CPU)
+            return kernels.mamba_step(h, self._decode_step(), state.conv, state.ssm)
         z, xBC, dt = self.in_proj(h).split([self.d_inner, self.conv_dim, self.n_heads], dim=-1)
-        dt = self._time_step(dt)
-        if state is not None and h.shape[1] == 1:
-            y = self._step(xBC[:, 0], dt[:, 0], state)
-        else:
-            y = self._scan(xBC, dt, state, pad)
+        y = self._scan(xBC, self._time_step(dt), state, pad)
         y = kernels.gated_rms_norm(y, z, self.norm.weight, self.n_groups, self.eps)
         return self.out_proj(y)
 
@@ -67,15 +66,12 @@ class Mamba2Mixer(nn.Module):
             state.ssm = ssm_state
         return y.flatten(2)  # [b, t, d_inner] fp32
 
-    def _step(self, xBC: torch.Tensor, dt: torch.Tensor, state: MambaState) -> torch.Tensor:
-        b = xBC.shape[0]
-        # The taps as stored: the step's ops promote 16-bit ones to x's dtype (no separate cast op per token).
-        xBC = kernels.causal_conv1d_step(xBC, self.conv1d.weight[:, 0], self.conv1d.bias, state.conv)
-        x, B, C = xBC.split([self.d_inner, self.n_groups * self.d_state, self.n_groups * self.d_state], dim=-1)
-        return kernels.ssd_step(
-            state.ssm, x.view(b, self.n_heads, self.d_head), dt, self.A,
-            B.view(b, self.n_groups, self.d_state), C.view(b, self.n_groups, self.d_state), self.D,
-        ).view(b, 1, self.d_inner)  # fp32
+    def _decode_step(self) -> MambaStep:
+        # The taps and 1-D parameters as stored: the ops promote 16-bit ones themselves.
+        return MambaStep(
+            self.in_proj.weight, self.in_proj.bias, self.conv1d.weight[:, 0], self.conv1d.bias, self.dt_bias,
+            self.A_log, self.D, self.norm.weight, self.out_proj.weight, self.out_proj.bias, self.n_heads,
+            self.d_head, self.n_groups, self.d_state, self.time_step_limit, self.eps)
 
     def _time_step(self, dt: torch.Tensor) -> torch.Tensor:
         """softplus(dt + dt_bias) in fp32, within the config's limits."""

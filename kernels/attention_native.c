@@ -12,36 +12,11 @@
  * elements contiguous, the other strides free (a view into a growable cache); q, scores, p and
  * out are contiguous fp32. Sums are in fp32.
  */
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
+#include "native_common.h"
 
-#if defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
-#define HAVE_AVX2 1
-#else
-#define HAVE_AVX2 0 /* the entry points then decline and the caller takes the PyTorch path */
-#endif
-
-enum { KEYS_PER_TASK = 1024, MAX_HEAD_DIM = 512, MAX_GROUP = 16, LANES = 8, ROWS = 4 };
+enum { KEYS_PER_TASK = 1024, MAX_HEAD_DIM = 512, MAX_GROUP = 16, ROWS = 4 };
 
 #if HAVE_AVX2
-
-static inline __m256 load8(const void *base, int64_t offset, int bf16) {
-    if (!bf16)
-        return _mm256_loadu_ps((const float *)base + offset);
-    __m128i half = _mm_loadu_si128((const __m128i *)((const uint16_t *)base + offset));
-    /* bf16 is the top half of an fp32: widen to 32 bits and shift into place */
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(half), 16));
-}
-
-/* The four lane sums of a, b, c, d, in that order. */
-static inline __m128 sum4(__m256 a, __m256 b, __m256 c, __m256 d) {
-    __m256 pairs = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
-    return _mm_add_ps(_mm256_castps256_ps128(pairs), _mm256_extractf128_ps(pairs, 1));
-}
-
-static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 /* Scores of ROWS keys (at `offsets`; rows past `count` repeat the last key and are dropped) for
  * QUERIES queries. Each key vector is widened once for all the queries, and the QUERIES x ROWS

@@ -7,24 +7,9 @@
  * x [b, c] and y fp32; w [c, k] and bias [c] fp32 (bias may be NULL); the state [b, c, k-1] is
  * fp32 or bf16 (as uint16, rounded to nearest even when written), all contiguous.
  */
-#include <math.h>
-#include <stdint.h>
-#include <string.h>
+#include "native_common.h"
 
 enum { MAX_TAPS = 16 };
-
-static inline float from_bf16(uint16_t bits) {
-    uint32_t widened = (uint32_t)bits << 16;
-    float value;
-    memcpy(&value, &widened, sizeof value);
-    return value;
-}
-
-static inline uint16_t to_bf16(float value) { /* round to nearest even; the inputs are finite */
-    uint32_t bits;
-    memcpy(&bits, &value, sizeof bits);
-    return (uint16_t)((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
-}
 
 static inline float silu(float v) { return v / (1.0f + expf(-v)); }
 
@@ -36,15 +21,15 @@ static void step4_bf16(const float *x, const float *w, const float *bias, uint16
         int64_t c = i % channels;
         uint16_t *s = state + i * 3;
         const float *t = w + c * 4;
-        float sum = t[0] * from_bf16(s[0]) + t[1] * from_bf16(s[1]) + t[2] * from_bf16(s[2]) + t[3] * x[i];
+        float sum = t[0] * bf16_to_float(s[0]) + t[1] * bf16_to_float(s[1]) + t[2] * bf16_to_float(s[2]) + t[3] * x[i];
         y[i] = silu(bias ? sum + bias[c] : sum);
         s[0] = s[1];
         s[1] = s[2];
-        s[2] = to_bf16(x[i]);
+        s[2] = float_to_bf16(x[i]);
     }
 }
 
-static int step(const float *x, const float *w, const float *bias, void *state, float *y, int64_t batch,
+static int conv_step(const float *x, const float *w, const float *bias, void *state, float *y, int64_t batch,
                 int64_t channels, int64_t taps, int bf16) {
     if (taps < 2 || taps > MAX_TAPS)
         return 1;
@@ -58,7 +43,7 @@ static int step(const float *x, const float *w, const float *bias, void *state, 
             float window[MAX_TAPS];
             int64_t row = (b * channels + c) * kept;
             for (int64_t j = 0; j < kept; j++)
-                window[j] = bf16 ? from_bf16(((const uint16_t *)state)[row + j]) : ((const float *)state)[row + j];
+                window[j] = bf16 ? bf16_to_float(((const uint16_t *)state)[row + j]) : ((const float *)state)[row + j];
             window[kept] = x[b * channels + c];
             float sum = 0.0f;
             for (int64_t j = 0; j < taps; j++)
@@ -66,7 +51,7 @@ static int step(const float *x, const float *w, const float *bias, void *state, 
             y[b * channels + c] = silu(bias ? sum + bias[c] : sum);
             for (int64_t j = 0; j < kept; j++) {
                 if (bf16)
-                    ((uint16_t *)state)[row + j] = to_bf16(window[j + 1]);
+                    ((uint16_t *)state)[row + j] = float_to_bf16(window[j + 1]);
                 else
                     ((float *)state)[row + j] = window[j + 1];
             }
@@ -79,10 +64,10 @@ static int step(const float *x, const float *w, const float *bias, void *state, 
 
 int tome_conv_step_bf16(const float *x, const float *w, const float *bias, uint16_t *state, float *y,
                         int64_t batch, int64_t channels, int64_t taps) {
-    return step(x, w, bias, state, y, batch, channels, taps, 1);
+    return conv_step(x, w, bias, state, y, batch, channels, taps, 1);
 }
 
 int tome_conv_step_f32(const float *x, const float *w, const float *bias, float *state, float *y, int64_t batch,
                        int64_t channels, int64_t taps) {
-    return step(x, w, bias, state, y, batch, channels, taps, 0);
+    return conv_step(x, w, bias, state, y, batch, channels, taps, 0);
 }

@@ -38,6 +38,7 @@ OPS = {
     "moe_route": "moe",
     "moe_experts": "moe",
     "decode_attention": "attention",
+    "mamba_step": "mamba",
 }
 
 
@@ -108,7 +109,7 @@ def native_enabled(device_type: str) -> bool:
 def implementation(op: str, backend: str, device_type: str) -> Callable:
     """The function that runs `op` for tensors on `device_type` under `backend`."""
     on_triton = backend == "triton" and (device_type == "cuda" or _interpreting())
-    native = backend == "triton" and device_type == "cpu"
+    native = backend == "triton" and device_type == "cpu" and not on_triton  # the interpreter checks Triton
     return _implementation(op, backend, on_triton, native)
 
 

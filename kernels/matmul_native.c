@@ -9,38 +9,11 @@
  * x: [m, k] fp32 contiguous; W: [n, k] bf16 (as uint16) or fp32, rows contiguous, row stride
  * free; bias: [n] fp32 or NULL; y: [m, n] fp32 contiguous. Sums are in fp32; x is never rounded.
  */
-#include <stdint.h>
+#include "native_common.h"
 
-#if defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
-#define HAVE_AVX2 1
-#else
-#define HAVE_AVX2 0 /* the entry points then decline and the caller takes the PyTorch path */
-#endif
-
-enum { LANES = 8, CHAINS = 4 };
+enum { CHAINS = 4 };
 
 #if HAVE_AVX2
-
-static inline __m256 load8(const void *base, int64_t offset, int bf16) {
-    if (!bf16)
-        return _mm256_loadu_ps((const float *)base + offset);
-    __m128i half = _mm_loadu_si128((const __m128i *)((const uint16_t *)base + offset));
-    /* bf16 is the top half of an fp32: widen to 32 bits and shift into place */
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(half), 16));
-}
-
-/* The four lane sums of a, b, c, d, in that order. */
-static inline __m128 sum4(__m256 a, __m256 b, __m256 c, __m256 d) {
-    __m256 pairs = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
-    return _mm_add_ps(_mm256_castps256_ps128(pairs), _mm256_extractf128_ps(pairs, 1));
-}
-
-static inline float lane_sum(__m256 v) {
-    __m128 half = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    half = _mm_add_ps(half, _mm_movehl_ps(half, half));
-    return _mm_cvtss_f32(_mm_add_ss(half, _mm_movehdup_ps(half)));
-}
 
 static void gemv(const float *x, const void *w, const float *bias, float *y, int64_t m, int64_t n, int64_t k,
                  int64_t stride_w, int bf16, int threads) {

@@ -18,6 +18,7 @@ import functools
 import hashlib
 import os
 import platform
+import re
 import shutil
 import subprocess
 import tempfile
@@ -59,7 +60,7 @@ def build(source: Path, folder: Path) -> ctypes.CDLL:
     if compiler is None:
         raise NativeBuildError("no C compiler found (cc, gcc or clang)")
     try:
-        text = source.read_bytes()
+        text = _with_includes(source)
     except OSError as error:
         raise NativeBuildError(f"cannot read {source}: {error}") from error
     errors = []
@@ -96,6 +97,13 @@ def _compile(source: Path, library: Path, compiler: str, flags: list[str]) -> No
     finally:
         if partial is not None and os.path.exists(partial):
             os.unlink(partial)
+
+
+def _with_includes(source: Path) -> bytes:
+    """The source and, recursively, every file it includes with quotes (a header change rebuilds)."""
+    text = source.read_bytes()
+    included = re.findall(rb'^\s*#\s*include\s+"([^"]+)"', text, flags=re.MULTILINE)
+    return text + b"".join(_with_includes(source.parent / name.decode()) for name in included)
 
 
 def _key(text: bytes, compiler: str, flags: list[str]) -> str:

@@ -8,8 +8,7 @@
  *     add_rms_norm:  total = x + m * h;  out = rms_norm(total)
  *     gated_rms_norm: g = x * silu(gate), normalised over each of `groups` blocks of d / groups channels
  */
-#include <math.h>
-#include <stdint.h>
+#include "native_common.h"
 
 static float inverse_rms(const float *x, int64_t d, float eps) {
     float squares = 0.0f;

@@ -8,27 +8,11 @@
  * x [b, h, p], dt [b, h], B and C [b, g, n] fp32 contiguous; A and D [h] fp32 (D may be NULL);
  * y [b, h, p] fp32. Heads are split over the threads.
  */
-#include <math.h>
-#include <stdint.h>
-
-#if defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
-#define HAVE_AVX2 1
-#else
-#define HAVE_AVX2 0 /* the entry point then declines and the caller takes the PyTorch path */
-#endif
-
-enum { LANES = 8 };
+#include "native_common.h"
 
 #if HAVE_AVX2
 
-static inline float lane_sum(__m256 v) {
-    __m128 half = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    half = _mm_add_ps(half, _mm_movehl_ps(half, half));
-    return _mm_cvtss_f32(_mm_add_ss(half, _mm_movehdup_ps(half)));
-}
-
-static void step(float *state, const float *x, const float *dt, const float *A, const float *B, const float *C,
+static void ssd_step(float *state, const float *x, const float *dt, const float *A, const float *B, const float *C,
                  const float *D, float *y, int64_t batch, int64_t heads, int64_t p, int64_t groups, int64_t n,
                  int threads) {
     int64_t per_group = heads / groups;
@@ -66,7 +50,7 @@ int tome_ssd_step(float *state, const float *x, const float *dt, const float *A,
                   int threads) {
 #if HAVE_AVX2
     if (n % (2 * LANES) == 0) {
-        step(state, x, dt, A, B, C, D, y, batch, heads, p, groups, n, threads);
+        ssd_step(state, x, dt, A, B, C, D, y, batch, heads, p, groups, n, threads);
         return 0;
     }
 #endif

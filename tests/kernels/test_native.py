@@ -61,3 +61,13 @@ def test_the_default_backend_takes_the_c_kernel_on_cpu():
 def test_a_missing_source_is_a_clear_error(tmp_path):
     with pytest.raises(native.NativeBuildError, match="cannot read"):
         native.build(tmp_path / "absent.c", tmp_path / "cache")
+
+
+@needs_compiler
+def test_a_changed_header_rebuilds(tmp_path):
+    (tmp_path / "value.h").write_text("#define VALUE 1\n")
+    source = tmp_path / "read.c"
+    source.write_text('#include "value.h"\nint value(void) { return VALUE; }\n')
+    assert native.build(source, tmp_path / "cache").value() == 1
+    (tmp_path / "value.h").write_text("#define VALUE 2\n")
+    assert native.build(source, tmp_path / "cache").value() == 2
