@@ -143,39 +143,22 @@ static int supported(int64_t group, int64_t d) {
     return HAVE_AVX2 && d % LANES == 0 && d <= MAX_HEAD_DIM && group <= MAX_GROUP;
 }
 
-/* The entry points (ctypes): one per pass and key dtype. Return 0, or 1 when the CPU lacks
- * AVX2/FMA, d is not a multiple of 8 up to 512, a KV head has more than 16 query heads, or memory
- * ran out (the caller then takes the PyTorch path). */
+/* The entry points (ctypes), one per pass; `bf16` says the keys' and values' dtype (else fp32).
+ * They return 0, or 1 when the CPU lacks AVX2/FMA, d is not a multiple of 8 up to 512, a KV head
+ * has more than 16 query heads, or memory ran out (the caller then takes the PyTorch path). */
 
-int tome_scores_bf16(const float *q, const uint16_t *k, float *out, int64_t batch, int64_t heads, int64_t group,
-                     int64_t n, int64_t d, int64_t stride_b, int64_t stride_h, int64_t stride_n, float scale,
-                     int threads) {
+int tome_scores(const float *q, const void *k, float *out, int64_t batch, int64_t heads, int64_t group, int64_t n,
+                int64_t d, int64_t stride_b, int64_t stride_h, int64_t stride_n, float scale, int bf16, int threads) {
     if (!supported(group, d))
         return 1;
-    scores(q, k, out, batch, heads, group, n, d, stride_b, stride_h, stride_n, scale, 1, threads);
+    scores(q, k, out, batch, heads, group, n, d, stride_b, stride_h, stride_n, scale, bf16, threads);
     return 0;
 }
 
-int tome_scores_f32(const float *q, const float *k, float *out, int64_t batch, int64_t heads, int64_t group,
-                    int64_t n, int64_t d, int64_t stride_b, int64_t stride_h, int64_t stride_n, float scale,
-                    int threads) {
+int tome_weighted_sum(const float *p, const void *v, float *out, int64_t batch, int64_t heads, int64_t group,
+                      int64_t n, int64_t d, int64_t stride_b, int64_t stride_h, int64_t stride_n, int bf16,
+                      int threads) {
     if (!supported(group, d))
         return 1;
-    scores(q, k, out, batch, heads, group, n, d, stride_b, stride_h, stride_n, scale, 0, threads);
-    return 0;
-}
-
-int tome_weighted_sum_bf16(const float *p, const uint16_t *v, float *out, int64_t batch, int64_t heads,
-                           int64_t group, int64_t n, int64_t d, int64_t stride_b, int64_t stride_h,
-                           int64_t stride_n, int threads) {
-    if (!supported(group, d))
-        return 1;
-    return weighted_sum(p, v, out, batch, heads, group, n, d, stride_b, stride_h, stride_n, 1, threads);
-}
-
-int tome_weighted_sum_f32(const float *p, const float *v, float *out, int64_t batch, int64_t heads, int64_t group,
-                          int64_t n, int64_t d, int64_t stride_b, int64_t stride_h, int64_t stride_n, int threads) {
-    if (!supported(group, d))
-        return 1;
-    return weighted_sum(p, v, out, batch, heads, group, n, d, stride_b, stride_h, stride_n, 0, threads);
+    return weighted_sum(p, v, out, batch, heads, group, n, d, stride_b, stride_h, stride_n, bf16, threads);
 }

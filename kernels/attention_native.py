@@ -12,7 +12,7 @@ import torch
 from kernels import attention, native
 
 _POINTERS, _SIZES = [ctypes.c_void_p] * 3, [ctypes.c_int64] * 8
-_SUFFIX = {torch.bfloat16: "bf16", torch.float32: "f32"}
+_BF16 = {torch.bfloat16: 1, torch.float32: 0}  # the C code's flag for the cache's dtype
 
 
 def available() -> bool:
@@ -22,9 +22,8 @@ def available() -> bool:
 def _library() -> ctypes.CDLL | None:
     library = native.load("attention_native")
     if library is not None and not hasattr(library, "_typed"):
-        for suffix in _SUFFIX.values():
-            getattr(library, f"tome_scores_{suffix}").argtypes = [*_POINTERS, *_SIZES, ctypes.c_float, ctypes.c_int]
-            getattr(library, f"tome_weighted_sum_{suffix}").argtypes = [*_POINTERS, *_SIZES, ctypes.c_int]
+        library.tome_scores.argtypes = [*_POINTERS, *_SIZES, ctypes.c_float, ctypes.c_int, ctypes.c_int]
+        library.tome_weighted_sum.argtypes = [*_POINTERS, *_SIZES, ctypes.c_int, ctypes.c_int]
         library._typed = True
     return library
 
@@ -32,8 +31,8 @@ def _library() -> ctypes.CDLL | None:
 def decode_attention(q, keys, values, scale, key_bias=None):
     """Same contract as `kernels.attention.decode_attention`."""
     library = _library()
-    suffix = _SUFFIX.get(keys.dtype)
-    if (library is None or suffix is None or values.dtype != keys.dtype or keys.device.type != "cpu"
+    bf16 = _BF16.get(keys.dtype)
+    if (library is None or bf16 is None or values.dtype != keys.dtype or keys.device.type != "cpu"
             or keys.stride(-1) != 1 or values.stride(-1) != 1):
         return attention.decode_attention(q, keys, values, scale, key_bias)
     b, nh, _, d = q.shape
@@ -41,9 +40,8 @@ def decode_attention(q, keys, values, scale, key_bias=None):
     threads = torch.get_num_threads()
     queries = q.float().contiguous()  # [b, nh, 1, d] is [b, nkv, group, d]: the heads sharing a KV head are adjacent
     scores = torch.empty(b, nh, n)
-    failed = getattr(library, f"tome_scores_{suffix}")(
-        queries.data_ptr(), keys.data_ptr(), scores.data_ptr(), b, nkv, nh // nkv, n, d, *keys.stride()[:3],
-        scale, threads)
+    failed = library.tome_scores(queries.data_ptr(), keys.data_ptr(), scores.data_ptr(), b, nkv, nh // nkv, n, d,
+                                 *keys.stride()[:3], scale, bf16, threads)
     if failed:
         return attention.decode_attention(q, keys, values, scale, key_bias)
     if key_bias is not None:
@@ -54,9 +52,8 @@ def decode_attention(q, keys, values, scale, key_bias=None):
     weights = scores.sub_(top).exp_()  # unnormalised: the sum divides the output once, at the end
     total = weights.sum(dim=-1, keepdim=True)
     out = torch.empty(b, nh, d)
-    failed = getattr(library, f"tome_weighted_sum_{suffix}")(
-        weights.data_ptr(), values.data_ptr(), out.data_ptr(), b, nkv, nh // nkv, n, d, *values.stride()[:3],
-        threads)
+    failed = library.tome_weighted_sum(weights.data_ptr(), values.data_ptr(), out.data_ptr(), b, nkv, nh // nkv, n,
+                                       d, *values.stride()[:3], bf16, threads)
     if failed:
         return attention.decode_attention(q, keys, values, scale, key_bias)
     out /= total.clamp(min=1.0)  # the top score adds exp(0) = 1 to a total; only a row seeing no key has 0

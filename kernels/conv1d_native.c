@@ -60,14 +60,9 @@ static int conv_step(const float *x, const float *w, const float *bias, void *st
     return 0;
 }
 
-/* The entry points (ctypes), one per state dtype. Return 0, or 1 for more than 16 taps. */
-
-int tome_conv_step_bf16(const float *x, const float *w, const float *bias, uint16_t *state, float *y,
-                        int64_t batch, int64_t channels, int64_t taps) {
-    return conv_step(x, w, bias, state, y, batch, channels, taps, 1);
-}
-
-int tome_conv_step_f32(const float *x, const float *w, const float *bias, float *state, float *y, int64_t batch,
-                       int64_t channels, int64_t taps) {
-    return conv_step(x, w, bias, state, y, batch, channels, taps, 0);
+/* The entry point (ctypes); `bf16` says the state's dtype (else fp32). Returns 0, or 1 for more
+ * than 16 taps. */
+int tome_conv_step(const float *x, const float *w, const float *bias, void *state, float *y, int64_t batch,
+                   int64_t channels, int64_t taps, int bf16) {
+    return conv_step(x, w, bias, state, y, batch, channels, taps, bf16);
 }

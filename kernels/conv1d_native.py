@@ -10,7 +10,7 @@ import torch
 
 from kernels import conv1d, native
 
-_SUFFIX = {torch.bfloat16: "bf16", torch.float32: "f32"}
+_BF16 = {torch.bfloat16: 1, torch.float32: 0}  # the C code's flag for the state's dtype
 
 
 def available() -> bool:
@@ -20,8 +20,7 @@ def available() -> bool:
 def _library() -> ctypes.CDLL | None:
     library = native.load("conv1d_native")
     if library is not None and not hasattr(library, "_typed"):
-        for suffix in _SUFFIX.values():
-            getattr(library, f"tome_conv_step_{suffix}").argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int64] * 3
+        library.tome_conv_step.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int64] * 3 + [ctypes.c_int]
         library._typed = True
     return library
 
@@ -29,15 +28,14 @@ def _library() -> ctypes.CDLL | None:
 def causal_conv1d_step(x, weight, bias, state):
     """Same contract as `kernels.conv1d.causal_conv1d_step`."""
     library = _library()
-    suffix = _SUFFIX.get(state.dtype)
+    bf16 = _BF16.get(state.dtype)
     fp32 = [t for t in (x, weight, bias) if t is not None]
-    if (library is None or suffix is None or x.device.type != "cpu"
+    if (library is None or bf16 is None or x.device.type != "cpu"
             or not all(t.dtype == torch.float32 and t.is_contiguous() for t in fp32) or not state.is_contiguous()):
         return conv1d.causal_conv1d_step(x, weight, bias, state)
     conv1d._check(x, weight, state)
     b, c = x.shape
     y = torch.empty(b, c)
-    failed = getattr(library, f"tome_conv_step_{suffix}")(
-        x.data_ptr(), weight.data_ptr(), 0 if bias is None else bias.data_ptr(), state.data_ptr(), y.data_ptr(),
-        b, c, weight.shape[1])
+    failed = library.tome_conv_step(x.data_ptr(), weight.data_ptr(), 0 if bias is None else bias.data_ptr(),
+                                    state.data_ptr(), y.data_ptr(), b, c, weight.shape[1], bf16)
     return conv1d.causal_conv1d_step(x, weight, bias, state) if failed else y

@@ -8,7 +8,7 @@ from kernels import mamba, native
 from kernels.matmul import compute_dtype
 
 _F32 = torch.float32
-_WEIGHTS = {torch.bfloat16: 1, torch.float32: 0}
+_BF16 = {torch.bfloat16: 1, torch.float32: 0}  # the C code's flags for the weights' and conv state's dtypes
 
 
 def available() -> bool:
@@ -31,12 +31,12 @@ def _pointer(t: torch.Tensor | None) -> int:
 def mamba_step(h, step: mamba.MambaStep, conv_state, ssm_state):
     """Same contract as `kernels.mamba.mamba_step`."""
     library = _library()
-    weights_bf16 = _WEIGHTS.get(step.in_proj.dtype)
+    weights_bf16 = _BF16.get(step.in_proj.dtype)
     small = [t for t in (step.in_bias, step.conv, step.conv_bias, step.dt_bias, step.A_log, step.D, step.norm,
                          step.out_bias) if t is not None]
     if (library is None or weights_bf16 is None or step.out_proj.dtype != step.in_proj.dtype or h.dtype != _F32
             or h.device.type != "cpu" or compute_dtype(step.in_proj.dtype, "cpu") != _F32
-            or conv_state.dtype not in _WEIGHTS or ssm_state.dtype != _F32
+            or conv_state.dtype not in _BF16 or ssm_state.dtype != _F32
             or not all(t.dtype == _F32 and t.is_contiguous() for t in small)
             or not all(t.is_contiguous() for t in (h, step.in_proj, step.out_proj, conv_state, ssm_state))):
         return mamba.mamba_step(h, step, conv_state, ssm_state)
@@ -50,6 +50,6 @@ def mamba_step(h, step: mamba.MambaStep, conv_state, ssm_state):
         conv_state.data_ptr(), step.dt_bias.data_ptr(), step.A_log.data_ptr(), _pointer(step.D), ssm_state.data_ptr(),
         step.norm.data_ptr(), step.out_proj.data_ptr(), _pointer(step.out_bias), out.data_ptr(), scratch.data_ptr(),
         b, hidden, step.heads, step.head_dim, step.groups, step.state_size, taps, step.dt_limits[0],
-        min(step.dt_limits[1], torch.finfo(_F32).max), step.eps, weights_bf16, _WEIGHTS[conv_state.dtype],
+        min(step.dt_limits[1], torch.finfo(_F32).max), step.eps, weights_bf16, _BF16[conv_state.dtype],
         torch.get_num_threads())
     return mamba.mamba_step(h, step, conv_state, ssm_state) if failed else out

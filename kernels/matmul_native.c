@@ -39,25 +39,13 @@ static void gemv(const float *x, const void *w, const float *bias, float *y, int
 
 #endif
 
-/* The entry points (ctypes), one per weight dtype. Return 0, or 1 when the CPU lacks AVX2/FMA
- * or k is not a multiple of 8 (the caller then takes the PyTorch path). */
-
-int tome_gemv_bf16(const float *x, const uint16_t *w, const float *bias, float *y, int64_t m, int64_t n,
-                   int64_t k, int64_t stride_w, int threads) {
+/* The entry point (ctypes); `bf16` says the weight's dtype (else fp32). Returns 0, or 1 when the
+ * CPU lacks AVX2/FMA or k is not a multiple of 8 (the caller then takes the PyTorch path). */
+int tome_gemv(const float *x, const void *w, const float *bias, float *y, int64_t m, int64_t n, int64_t k,
+              int64_t stride_w, int bf16, int threads) {
 #if HAVE_AVX2
     if (k % LANES == 0) {
-        gemv(x, w, bias, y, m, n, k, stride_w, 1, threads);
-        return 0;
-    }
-#endif
-    return 1;
-}
-
-int tome_gemv_f32(const float *x, const float *w, const float *bias, float *y, int64_t m, int64_t n, int64_t k,
-                  int64_t stride_w, int threads) {
-#if HAVE_AVX2
-    if (k % LANES == 0) {
-        gemv(x, w, bias, y, m, n, k, stride_w, 0, threads);
+        gemv(x, w, bias, y, m, n, k, stride_w, bf16, threads);
         return 0;
     }
 #endif

@@ -13,16 +13,14 @@ import torch
 
 from kernels import native
 
-_SUFFIX = {torch.bfloat16: "bf16", torch.float32: "f32"}
-_ARGS = [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 4 + [ctypes.c_int]
+_BF16 = {torch.bfloat16: 1, torch.float32: 0}  # the C code's flag for the weight's dtype
 _plans: dict[int, tuple] = {}  # id(weight) -> (weak reference to it, its data_ptr, its plan); leaves with it
 
 
 def _library() -> ctypes.CDLL | None:
     library = native.load("matmul_native")
     if library is not None and not hasattr(library, "_typed"):
-        for suffix in _SUFFIX.values():
-            getattr(library, f"tome_gemv_{suffix}").argtypes = _ARGS
+        library.tome_gemv.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 4 + [ctypes.c_int] * 2
         library._typed = True
     return library
 
@@ -32,11 +30,11 @@ def available() -> bool:
 
 
 def _plan(weight: torch.Tensor) -> tuple | None:
-    """(C function, n, k, row stride) for this weight, or None when the C code does not take it."""
-    library, suffix = _library(), _SUFFIX.get(weight.dtype)
-    if library is None or suffix is None or weight.device.type != "cpu" or weight.dim() != 2 or weight.stride(1) != 1:
+    """(C function, n, k, row stride, bf16 flag) for this weight, or None when the C code does not take it."""
+    library, bf16 = _library(), _BF16.get(weight.dtype)
+    if library is None or bf16 is None or weight.device.type != "cpu" or weight.dim() != 2 or weight.stride(1) != 1:
         return None
-    return getattr(library, f"tome_gemv_{suffix}"), weight.shape[0], weight.shape[1], weight.stride(0)
+    return library.tome_gemv, weight.shape[0], weight.shape[1], weight.stride(0), bf16
 
 
 def gemv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor | None:
@@ -48,11 +46,11 @@ def gemv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> to
     plan = entry[2]
     if plan is None or (bias is not None and bias.dtype != torch.float32):
         return None
-    function, n, k, stride = plan
+    function, n, k, stride, bf16 = plan
     rows = x.reshape(-1, k)
     if rows.dtype != torch.float32 or not rows.is_contiguous():
         rows = rows.float().contiguous()
     out = torch.empty(*x.shape[:-1], n)  # sizes as ints: a torch.Size argument costs PyTorch ~4 us more
     failed = function(rows.data_ptr(), address, 0 if bias is None else bias.contiguous().data_ptr(),
-                      out.data_ptr(), rows.shape[0], n, k, stride, torch.get_num_threads())
+                      out.data_ptr(), rows.shape[0], n, k, stride, bf16, torch.get_num_threads())
     return None if failed else out
