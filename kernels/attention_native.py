@@ -11,7 +11,6 @@ import torch
 
 from kernels import attention, native
 
-_POINTERS, _SIZES = [ctypes.c_void_p] * 3, [ctypes.c_int64] * 8
 _BF16 = {torch.bfloat16: 1, torch.float32: 0}  # the C code's flag for the cache's dtype
 
 
@@ -20,12 +19,7 @@ def available() -> bool:
 
 
 def _library() -> ctypes.CDLL | None:
-    library = native.load("attention_native")
-    if library is not None and not hasattr(library, "_typed"):
-        library.tome_scores.argtypes = [*_POINTERS, *_SIZES, ctypes.c_float, ctypes.c_int, ctypes.c_int]
-        library.tome_weighted_sum.argtypes = [*_POINTERS, *_SIZES, ctypes.c_int, ctypes.c_int]
-        library._typed = True
-    return library
+    return native.load("attention_native", tome_scores="ppp" + "i" * 8 + "fnn", tome_weighted_sum="ppp" + "i" * 8 + "nn")
 
 
 def decode_attention(q, keys, values, scale, key_bias=None):

@@ -18,11 +18,7 @@ def available() -> bool:
 
 
 def _library() -> ctypes.CDLL | None:
-    library = native.load("conv1d_native")
-    if library is not None and not hasattr(library, "_typed"):
-        library.tome_conv_step.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int64] * 3 + [ctypes.c_int]
-        library._typed = True
-    return library
+    return native.load("conv1d_native", tome_conv_step="ppppp" + "iii" + "n")
 
 
 def causal_conv1d_step(x, weight, bias, state):

@@ -16,12 +16,7 @@ def available() -> bool:
 
 
 def _library() -> ctypes.CDLL | None:
-    library = native.load("mamba_native")
-    if library is not None and not hasattr(library, "_typed"):
-        library.tome_mamba_step.argtypes = ([ctypes.c_void_p] * 15 + [ctypes.c_int64] * 7 + [ctypes.c_float] * 3
-                                            + [ctypes.c_int] * 3)
-        library._typed = True
-    return library
+    return native.load("mamba_native", tome_mamba_step="p" * 15 + "i" * 7 + "fff" + "nnn")
 
 
 def _pointer(t: torch.Tensor | None) -> int:

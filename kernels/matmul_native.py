@@ -18,11 +18,7 @@ _plans: dict[int, tuple] = {}  # id(weight) -> (weak reference to it, its data_p
 
 
 def _library() -> ctypes.CDLL | None:
-    library = native.load("matmul_native")
-    if library is not None and not hasattr(library, "_typed"):
-        library.tome_gemv.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 4 + [ctypes.c_int] * 2
-        library._typed = True
-    return library
+    return native.load("matmul_native", tome_gemv="pppp" + "iiii" + "nn")
 
 
 def available() -> bool:

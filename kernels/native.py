@@ -43,15 +43,26 @@ def cache_folder() -> Path:
     return Path(base) / "tome" / "native"
 
 
+# Argument types of a signature string, one letter per argument.
+ARGUMENT_TYPES = {"p": ctypes.c_void_p, "i": ctypes.c_int64, "f": ctypes.c_float, "n": ctypes.c_int}
+
+
 @functools.cache
-def load(name: str) -> ctypes.CDLL | None:
-    """The compiled `kernels/<name>.c`, or None (with one warning) when it cannot be built here."""
+def load(name: str, **signatures: str) -> ctypes.CDLL | None:
+    """The compiled `kernels/<name>.c`, or None (with one warning) when it cannot be built here.
+
+    `signatures` gives each entry point's argument types as letters (p pointer, i int64_t,
+    f float, n int): ctypes then converts Python ints and floats the way the C code expects.
+    """
     try:
-        return build(HERE / f"{name}.c", cache_folder())
+        library = build(HERE / f"{name}.c", cache_folder())
     except NativeBuildError as error:
         warnings.warn(f"tome: native CPU kernel {name} unavailable ({error}); using the PyTorch path",
                       RuntimeWarning, stacklevel=2)
         return None
+    for function, letters in signatures.items():
+        getattr(library, function).argtypes = [ARGUMENT_TYPES[letter] for letter in letters]
+    return library
 
 
 def build(source: Path, folder: Path) -> ctypes.CDLL:

@@ -20,14 +20,8 @@ def available() -> bool:
 
 
 def _library() -> ctypes.CDLL | None:
-    library = native.load("norm_native")
-    if library is not None and not hasattr(library, "_typed"):
-        size, real = ctypes.c_int64, ctypes.c_float
-        library.tome_rms_norm.argtypes = [ctypes.c_void_p] * 3 + [size, size, real]
-        library.tome_add_rms_norm.argtypes = [ctypes.c_void_p] * 2 + [real] + [ctypes.c_void_p] * 3 + [size, size, real]
-        library.tome_gated_rms_norm.argtypes = [ctypes.c_void_p] * 4 + [size, size, size, real]
-        library._typed = True
-    return library
+    return native.load("norm_native", tome_rms_norm="ppp" + "iif", tome_add_rms_norm="ppfppp" + "iif",
+                       tome_gated_rms_norm="pppp" + "iiif")
 
 
 def _fits(*tensors: torch.Tensor) -> bool:

@@ -12,11 +12,7 @@ def available() -> bool:
 
 
 def _library() -> ctypes.CDLL | None:
-    library = native.load("ssd_native")
-    if library is not None and not hasattr(library, "_typed"):
-        library.tome_ssd_step.argtypes = [ctypes.c_void_p] * 8 + [ctypes.c_int64] * 5 + [ctypes.c_int]
-        library._typed = True
-    return library
+    return native.load("ssd_native", tome_ssd_step="p" * 8 + "i" * 5 + "n")
 
 
 def ssd_step(state, x, dt, A, B, C, D):
