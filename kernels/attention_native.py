@@ -26,11 +26,12 @@ def decode_attention(q, keys, values, scale, key_bias=None):
     """Same contract as `kernels.attention.decode_attention`."""
     library = _library()
     bf16 = _BF16.get(keys.dtype)
-    if (library is None or bf16 is None or values.dtype != keys.dtype or keys.device.type != "cpu"
-            or keys.stride(-1) != 1 or values.stride(-1) != 1):
-        return attention.decode_attention(q, keys, values, scale, key_bias)
     b, nh, _, d = q.shape
     nkv, n = keys.shape[1], keys.shape[2]
+    if (library is None or bf16 is None or values.dtype != keys.dtype or keys.device.type != "cpu"
+            or keys.stride(-1) != 1 or values.stride(-1) != 1 or values.shape != keys.shape
+            or keys.shape != (b, nkv, n, d) or q.shape[2] != 1 or nh % nkv):  # (the PyTorch path says what is wrong)
+        return attention.decode_attention(q, keys, values, scale, key_bias)
     threads = torch.get_num_threads()
     queries = q.float().contiguous()  # [b, nh, 1, d] is [b, nkv, group, d]: the heads sharing a KV head are adjacent
     scores = torch.empty(b, nh, n)

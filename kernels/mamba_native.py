@@ -38,6 +38,13 @@ def mamba_step(h, step: mamba.MambaStep, conv_state, ssm_state):
     b, _, hidden = h.shape
     d_inner = step.heads * step.head_dim
     conv_dim, taps = step.conv.shape
+    if (conv_state.shape != (b, conv_dim, taps - 1) or ssm_state.shape != (b, step.heads, step.head_dim, step.state_size)
+            or conv_dim != d_inner + 2 * step.groups * step.state_size
+            or step.in_proj.shape != (d_inner + conv_dim + step.heads, hidden) or step.out_proj.shape != (hidden, d_inner)
+            or any(t is not None and t.numel() != size for t, size in (
+                (step.in_bias, step.in_proj.shape[0]), (step.conv_bias, conv_dim), (step.dt_bias, step.heads),
+                (step.A_log, step.heads), (step.D, step.heads), (step.norm, d_inner), (step.out_bias, hidden)))):
+        return mamba.mamba_step(h, step, conv_state, ssm_state)  # (which says what does not fit)
     scratch = torch.empty(b * (step.in_proj.shape[0] + conv_dim + step.heads + 2 * d_inner) + step.heads)
     out = torch.empty(b, 1, hidden)
     failed = library.tome_mamba_step(

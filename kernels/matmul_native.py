@@ -43,6 +43,8 @@ def gemv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> to
     if plan is None or (bias is not None and bias.dtype != torch.float32):
         return None
     function, n, k, stride, bf16 = plan
+    if x.shape[-1] != k or (bias is not None and bias.shape != (n,)):
+        return None
     rows = x.reshape(-1, k)
     if rows.dtype != torch.float32 or not rows.is_contiguous():
         rows = rows.float().contiguous()

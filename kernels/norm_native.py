@@ -25,9 +25,10 @@ def _library() -> ctypes.CDLL | None:
 
 
 def _fits(*tensors: torch.Tensor) -> bool:
+    """fp32, contiguous, few rows on a CPU, and every tensor ending in the same size (the weight's)."""
     first = tensors[0]
     return (first.device.type == "cpu" and first.numel() <= ROWS * first.shape[-1]
-            and all(t.dtype == _F32 and t.is_contiguous() for t in tensors))
+            and all(t.dtype == _F32 and t.is_contiguous() and t.shape[-1] == first.shape[-1] for t in tensors))
 
 
 def rms_norm(x, weight, eps):

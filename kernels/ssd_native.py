@@ -19,10 +19,11 @@ def ssd_step(state, x, dt, A, B, C, D):
     """Same contract as `kernels.ssd.ssd_step`."""
     ssd._check(x, dt, B, C)
     library = _library()
-    if library is None or state.dtype != torch.float32 or not state.is_contiguous() or state.device.type != "cpu":
-        return ssd.ssd_step(state, x, dt, A, B, C, D)
     b, h, p = x.shape
     g, n = B.shape[1:]
+    if (library is None or state.dtype != torch.float32 or not state.is_contiguous() or state.device.type != "cpu"
+            or state.shape != (b, h, p, n) or A.shape != (h,) or (D is not None and D.shape != (h,))):
+        return ssd.ssd_step(state, x, dt, A, B, C, D)
     x, dt, A, B, C = (t.float().contiguous() for t in (x, dt, A, B, C))
     D = None if D is None else D.float().contiguous()
     y = torch.empty(b, h, p)

@@ -72,3 +72,9 @@ def test_shapes_the_kernel_declines_take_the_torch_path():
     out_ref, lse_ref = attention.decode_attention_ref(q, keys, values, 0.3)
     close(out, out_ref, 1e-5)
     close(lse, lse_ref, 1e-5)
+
+
+def test_mismatched_shapes_never_reach_the_c_code():
+    q, keys, values = _inputs(1, 6, 4, 30, 64, torch.float32)  # 6 query heads over 4 KV heads
+    with pytest.raises(RuntimeError):
+        attention_native.decode_attention(q, keys, values, 0.3)  # the PyTorch path's own error

@@ -57,3 +57,10 @@ def test_decode_steps_match_the_references(b, heads, head_dim, groups, state_siz
     for name in ("torch", "c"):  # the states advanced alike
         assert torch.equal(states[name][0], states["ref"][0])
         close(states[name][1], states["ref"][1], 1e-4)
+
+
+def test_states_of_the_wrong_shape_never_reach_the_c_code():
+    step = _step(40, 8, 16, 1, 32, torch.float32, False, (0.0, math.inf))
+    conv_state = torch.zeros(1, 8 * 16 + 2 * 32, 2)  # two kept inputs where the taps need three
+    with pytest.raises(Exception, match="causal_conv1d"):
+        mamba_native.mamba_step(torch.randn(1, 1, 40), step, conv_state, torch.zeros(1, 8, 16, 32))

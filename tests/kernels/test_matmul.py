@@ -75,3 +75,8 @@ def test_linear_decode_rows_with_fp32_weights_take_the_same_route():
     close(matmul.linear(x, weight), _exact(x, weight), 1e-5)
     with kernels.use_backend("torch"):
         close(matmul.linear(x, weight), _exact(x, weight), 1e-5)
+
+
+@needs_native
+def test_a_mismatched_input_is_left_to_pytorch():
+    assert matmul_native.gemv(torch.randn(2, 32), torch.randn(5, 64).bfloat16(), None) is None  # 64 values of x, k 64
