@@ -9,7 +9,8 @@ changed kernel, compiler or machine never loads a stale build.
 OpenMP: the library asks for `libgomp.so.1`, the name PyTorch's own bundled runtime carries, so
 once torch is imported both share one thread pool instead of two competing for the cores.
 
-Without a compiler, or when a build fails, `load` returns None and says why once (a warning);
+Without a compiler, or when a build fails, `load` returns None and says why (one warning per
+process);
 callers then take the PyTorch path, which is slower but gives the same results.
 """
 
@@ -43,6 +44,8 @@ def cache_folder() -> Path:
     return Path(base) / "tome" / "native"
 
 
+_warned: list[str] = []  # the kernel whose failed build was reported (one warning per process)
+
 # Argument types of a signature string, one letter per argument.
 ARGUMENT_TYPES = {"p": ctypes.c_void_p, "i": ctypes.c_int64, "f": ctypes.c_float, "n": ctypes.c_int}
 
@@ -57,8 +60,10 @@ def load(name: str, **signatures: str) -> ctypes.CDLL | None:
     try:
         library = build(HERE / f"{name}.c", cache_folder())
     except NativeBuildError as error:
-        warnings.warn(f"tome: native CPU kernel {name} unavailable ({error}); using the PyTorch path",
-                      RuntimeWarning, stacklevel=2)
+        if not _warned:  # once per process: the other kernels fail for the same reason
+            _warned.append(name)
+            warnings.warn(f"tome: C kernels unavailable ({name}: {error}); the CPU decode takes the slower PyTorch "
+                          "path", RuntimeWarning, stacklevel=2)
         return None
     for function, letters in signatures.items():
         getattr(library, function).argtypes = [ARGUMENT_TYPES[letter] for letter in letters]
