@@ -23,6 +23,7 @@ import kernels
 from inference.cache import KVState
 from inference.config import HybridConfig
 from inference.layers import Linear
+from kernels.attention import flash, flash_all, flash_available
 
 # Keys per part on the plain-PyTorch path (non-CPU devices, or a torch without the CPU flash
 # kernel): bounds its [t, keys] score matrix to t * 4096 floats per head.
@@ -128,21 +129,13 @@ def merge(parts: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
 
 def _attend_all(q, keys, values, bias, scale) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Every query to every key of one segment: [(out [b, nh, t, d], lse [b, nh, t]), ...]."""
-    b, nh, t, d = q.shape
-    nkv = keys.shape[1]
-    if t == 1 and q.device.type == "cpu":  # a decode step: one read of the keys and one of the values
+    if q.shape[2] == 1 and q.device.type == "cpu":  # a decode step: one read of the keys and one of the values
         return [kernels.decode_attention(q, keys, values, scale, bias)]
-    if not _flash_available(q):
+    if not flash_available(q):
         return [_reference(q, keys[:, :, lo : lo + REFERENCE_BLOCK], values[:, :, lo : lo + REFERENCE_BLOCK],
                            None if bias is None else bias[:, lo : lo + REFERENCE_BLOCK], scale, causal=False)
                 for lo in range(0, keys.shape[2], REFERENCE_BLOCK)]
-    folded = q.view(b, nkv, nh // nkv * t, d)  # the query heads sharing a KV head, stacked as rows
-    mask = None if bias is None else bias[:, None, None, :]
-    out, lse = _flash(folded, keys, values, False, mask, scale)
-    out, lse = out.reshape(b, nh, t, d), lse.reshape(b, nh, t)
-    if bias is not None:  # the kernel reports lse = 0 for a row whose keys are all masked
-        lse = lse.masked_fill(torch.isinf(bias).all(dim=-1)[:, None, None], -torch.inf)
-    return [(out, lse)]
+    return [flash_all(q, keys, values, scale, bias)]
 
 
 def _attend_causal(q, keys, values, bias, scale) -> tuple[torch.Tensor, torch.Tensor]:
@@ -150,19 +143,9 @@ def _attend_causal(q, keys, values, bias, scale) -> tuple[torch.Tensor, torch.Te
     b, nh, t, d = q.shape
     group = nh // keys.shape[1]
     keys, values = (x.repeat_interleave(group, dim=1) for x in (keys, values))  # t positions only: cheap
-    if not _flash_available(q):
+    if not flash_available(q):
         return _reference(q, keys, values, bias, scale, causal=True)
-    return _flash(q, keys, values, True, None if bias is None else bias[:, None, None, :], scale)
-
-
-def _flash(q, k, v, causal, mask, scale):
-    out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
-        q, k, v, 0.0, causal, attn_mask=mask, scale=scale)
-    return out, lse
-
-
-def _flash_available(q: torch.Tensor) -> bool:
-    return q.device.type == "cpu" and hasattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu")
+    return flash(q, keys, values, True, None if bias is None else bias[:, None, None, :], scale)
 
 
 def _reference(q, keys, values, bias, scale, causal):

@@ -34,15 +34,30 @@ def decode_attention(q, keys, values, scale, key_bias=None):
         out: [b, nh, 1, d] fp32 (0 for a query that sees no key).
         lse: [b, nh, 1] fp32 log-sum-exp of the scores (-inf when no key is seen).
     """
-    if q.device.type != "cpu" or not hasattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu"):
+    if not flash_available(q):
         return decode_attention_ref(q, keys, values, scale, key_bias)
-    b, nh, _, d = q.shape
+    out, lse = flash_all(q, keys, values, scale, key_bias)
+    return out.float(), lse
+
+
+def flash_all(q, keys, values, scale, key_bias=None):
+    """Every one of t queries [b, nh, t, d] to every key of one part, by PyTorch's CPU flash kernel
+    (no causal mask): (out [b, nh, t, d] in q's dtype, lse [b, nh, t]); -inf lse where no key is seen."""
+    b, nh, t, d = q.shape
     nkv = keys.shape[1]
-    folded = q.reshape(b, nkv, nh // nkv, d)  # the query heads sharing a KV head, stacked as rows
+    folded = q.reshape(b, nkv, nh // nkv * t, d)  # the query heads sharing a KV head, stacked as rows
     mask = None if key_bias is None else key_bias[:, None, None, :]
-    out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
-        folded, keys, values, 0.0, False, attn_mask=mask, scale=scale)
-    out, lse = out.reshape(b, nh, 1, d).float(), lse.reshape(b, nh, 1)
+    out, lse = flash(folded, keys, values, False, mask, scale)
+    out, lse = out.reshape(b, nh, t, d), lse.reshape(b, nh, t)
     if key_bias is not None:  # the kernel reports lse = 0 for a row whose keys are all masked
         lse = lse.masked_fill(torch.isinf(key_bias).all(dim=-1)[:, None, None], -torch.inf)
     return out, lse
+
+
+def flash(q, k, v, causal, mask, scale):
+    """PyTorch's CPU flash-attention kernel: (out, lse)."""
+    return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, 0.0, causal, attn_mask=mask, scale=scale)
+
+
+def flash_available(q: torch.Tensor) -> bool:
+    return q.device.type == "cpu" and hasattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu")

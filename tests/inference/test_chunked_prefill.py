@@ -155,7 +155,7 @@ def test_a_fork_of_a_fork_saves_and_loads_as_one_cache(model, ids, tmp_path):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_attention_in_parts_equals_plain_softmax_attention(dtype, path, monkeypatch):
     if path == "reference":  # what non-CPU devices run, in blocks of REFERENCE_BLOCK keys
-        monkeypatch.setattr(attention, "_flash_available", lambda q: False)
+        monkeypatch.setattr(attention, "flash_available", lambda q: False)
         monkeypatch.setattr(attention, "REFERENCE_BLOCK", 5)
     gen = torch.Generator().manual_seed(0)
     b, nh, nkv, d, t = 2, 6, 2, 16, 5
