@@ -6,17 +6,14 @@
     out         = out_proj(gated_rms_norm(y, z))         (gate before the norm, grouped by G)
 """
 
-import math
-
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 import kernels
 from inference.cache import MambaState
-from kernels.mamba import MambaStep
 from inference.config import HybridConfig
 from inference.layers import Linear, Weight
+from kernels.mamba import MambaStep, decay_rates, time_step
 
 
 class Mamba2Mixer(nn.Module):
@@ -44,7 +41,7 @@ class Mamba2Mixer(nn.Module):
         if state is not None and h.shape[1] == 1:  # a decoded token: one op (one C call on a CPU)
             return kernels.mamba_step(h, self._decode_step(), state.conv, state.ssm)
         z, xBC, dt = self.in_proj(h).split([self.d_inner, self.conv_dim, self.n_heads], dim=-1)
-        y = self._scan(xBC, self._time_step(dt), state, pad)
+        y = self._scan(xBC, time_step(dt, self.dt_bias, self.time_step_limit), state, pad)
         y = kernels.gated_rms_norm(y, z, self.norm.weight, self.n_groups, self.eps)
         return self.out_proj(y)
 
@@ -73,13 +70,6 @@ class Mamba2Mixer(nn.Module):
             self.A_log, self.D, self.norm.weight, self.out_proj.weight, self.out_proj.bias, self.n_heads,
             self.d_head, self.n_groups, self.d_state, self.time_step_limit, self.eps)
 
-    def _time_step(self, dt: torch.Tensor) -> torch.Tensor:
-        """softplus(dt + dt_bias) in fp32, within the config's limits."""
-        dt = F.softplus(dt.float() + self.dt_bias)  # the add promotes a 16-bit dt_bias itself
-        if self.time_step_limit == (0.0, math.inf):
-            return dt  # softplus is never below 0: the default limits change nothing
-        return dt.clamp(*self.time_step_limit)
-
     def _conv_parameters(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The depthwise conv's taps [conv_dim, d_conv] and bias in the activations' dtype."""
         bias = None if self.conv1d.bias is None else self.conv1d.bias.to(dtype)
@@ -87,4 +77,4 @@ class Mamba2Mixer(nn.Module):
 
     @property
     def A(self) -> torch.Tensor:
-        return -torch.exp(self.A_log.float())
+        return decay_rates(self.A_log)

@@ -64,16 +64,27 @@ def mamba_step(h, step: MambaStep, conv_state, ssm_state):
                      kernels.gated_rms_norm)
 
 
+def time_step(dt, dt_bias, limits: tuple[float, float]):
+    """softplus(dt + dt_bias) in fp32, within `limits` (the mixer's prefill uses it too)."""
+    dt = F.softplus(dt.float() + dt_bias)  # the add promotes a 16-bit dt_bias itself
+    if limits == (0.0, math.inf):
+        return dt  # softplus is never below 0: the default limits change nothing
+    return dt.clamp(*limits)
+
+
+def decay_rates(A_log):
+    """A = -exp(A_log) in fp32: each head's state decays by exp(dt A) per token."""
+    return -torch.exp(A_log.float())
+
+
 def _composed(h, step, conv_state, ssm_state, conv, ssd, norm):
     b = h.shape[0]
     d_inner, gn = step.heads * step.head_dim, step.groups * step.state_size
     z, xBC, dt = linear(h, step.in_proj, step.in_bias).split([d_inner, d_inner + 2 * gn, step.heads], dim=-1)
-    dt = F.softplus(dt[:, 0].float() + step.dt_bias)  # the add promotes a 16-bit dt_bias itself
-    if step.dt_limits != (0.0, math.inf):  # softplus is never below 0: the default limits change nothing
-        dt = dt.clamp(*step.dt_limits)
+    dt = time_step(dt[:, 0], step.dt_bias, step.dt_limits)
     xBC = conv(xBC[:, 0], step.conv, step.conv_bias, conv_state)
     x, B, C = xBC.split([d_inner, gn, gn], dim=-1)
-    y = ssd(ssm_state, x.view(b, step.heads, step.head_dim), dt, -torch.exp(step.A_log.float()),
+    y = ssd(ssm_state, x.view(b, step.heads, step.head_dim), dt, decay_rates(step.A_log),
             B.view(b, step.groups, step.state_size), C.view(b, step.groups, step.state_size), step.D)
     y = norm(y.view(b, 1, d_inner), z, step.norm, step.groups, step.eps)
     return linear(y, step.out_proj, step.out_bias)
