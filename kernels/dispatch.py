@@ -101,16 +101,16 @@ def _native_implementation(op: str) -> Callable | None:
     return getattr(module, op, None) if module.available() else None  # a module may serve some of its ops
 
 
-def native_enabled(device_type: str) -> bool:
-    """Whether C kernels may run for tensors on `device_type` (the default backend, on a CPU)."""
-    return device_type == "cpu" and selected_backend() == "triton"
+def native_enabled(device_type: str, backend: str | None = None) -> bool:
+    """Whether C kernels may run for tensors on `device_type`: the default backend, a CPU, and not
+    Triton's interpreter (which is there to check the Triton kernels). `backend`: the one in force."""
+    return (backend or selected_backend()) == "triton" and device_type == "cpu" and not _interpreting()
 
 
 def implementation(op: str, backend: str, device_type: str) -> Callable:
     """The function that runs `op` for tensors on `device_type` under `backend`."""
     on_triton = backend == "triton" and (device_type == "cuda" or _interpreting())
-    native = backend == "triton" and device_type == "cpu" and not on_triton  # the interpreter checks Triton
-    return _implementation(op, backend, on_triton, native)
+    return _implementation(op, backend, on_triton, native_enabled(device_type, backend))
 
 
 @functools.cache
