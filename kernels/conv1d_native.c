@@ -11,8 +11,6 @@
 
 enum { MAX_TAPS = 16 };
 
-static inline float silu(float v) { return v / (1.0f + expf(-v)); }
-
 /* The released models' four taps, the state kept as bf16 bits: the three kept inputs shift as
  * they are (already bf16), only the new input rounds. */
 static void step4_bf16(const float *x, const float *w, const float *bias, uint16_t *state, float *y, int64_t rows,

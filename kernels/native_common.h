@@ -1,5 +1,5 @@
 /* What the C kernels share: AVX2 detection, eight-lane loads of bf16 or fp32, sums across lanes,
- * bf16 conversions. A kernel file includes this first; `mamba_native.c` includes several kernel
+ * bf16 conversions, SiLU. A kernel file includes this first; `mamba_native.c` includes several kernel
  * files into one library, so the helpers live here once. */
 #ifndef TOME_NATIVE_COMMON_H
 #define TOME_NATIVE_COMMON_H
@@ -26,6 +26,8 @@ static inline float bf16_to_float(uint16_t bits) {
     memcpy(&value, &widened, sizeof value);
     return value;
 }
+
+static inline float silu(float v) { return v / (1.0f + expf(-v)); }
 
 static inline uint16_t float_to_bf16(float value) { /* round to nearest even; the inputs are finite */
     uint32_t bits;

@@ -45,10 +45,8 @@ void tome_gated_rms_norm(const float *x, const float *gate, const float *w, floa
     int64_t width = d / groups;
     for (int64_t r = 0; r < rows; r++) {
         float *o = out + r * d;
-        for (int64_t i = 0; i < d; i++) {
-            float z = gate[r * d + i];
-            o[i] = x[r * d + i] * (z / (1.0f + expf(-z)));
-        }
+        for (int64_t i = 0; i < d; i++)
+            o[i] = x[r * d + i] * silu(gate[r * d + i]);
         for (int64_t g = 0; g < groups; g++)
             scaled(o + g * width, w + g * width, inverse_rms(o + g * width, width, eps), o + g * width, width);
     }
