@@ -23,7 +23,8 @@ import kernels
 from inference.cache import KVState
 from inference.config import HybridConfig
 from inference.layers import Linear
-from kernels.attention import flash, flash_all, flash_available
+from kernels.attention import flash, flash_all, flash_available, merge
+from kernels.layer import AttentionStep
 
 # Keys per part on the plain-PyTorch path (non-CPU devices, or a torch without the CPU flash
 # kernel): bounds its [t, keys] score matrix to t * 4096 floats per head.
@@ -66,6 +67,12 @@ class Attention(nn.Module):
         segments = [(k, v)] if kv is None else kv.segments()
         out = attend(q, segments, t, self.scale, inputs.key_bias, inputs.check).to(x.dtype)
         return self.o_proj(out.transpose(1, 2).reshape(b, t, -1))
+
+    def decode_step(self) -> AttentionStep:
+        """The parameters a decoded token's step reads (`kernels.layer_step`)."""
+        biases = tuple(p.bias for p in (self.q_proj, self.k_proj, self.v_proj, self.o_proj))
+        return AttentionStep(self.q_proj.weight, self.k_proj.weight, self.v_proj.weight, self.o_proj.weight, biases,
+                             self.n_heads, self.n_kv_heads, self.head_dim, self.scale)
 
 
 def attend(q: torch.Tensor, segments: list[tuple[torch.Tensor, torch.Tensor]], t: int, scale: float,
@@ -111,20 +118,6 @@ def _blocks(segments: list[tuple[torch.Tensor, torch.Tensor]], size: int | None)
         step = size or max(keys.shape[2], 1)
         for lo in range(0, keys.shape[2], step):
             yield keys[:, :, lo : lo + step], values[:, :, lo : lo + step]
-
-
-def merge(parts: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-    """Softmax attention over the union of the parts' keys, from each part's (out, lse)."""
-    if len(parts) == 1:
-        return parts[0][0]
-    # exp(lse_i - lse) for every part at once; then one fused multiply-add per part (a decoded
-    # token merges two parts in each attention layer: 7 small ops instead of 20).
-    weights = torch.stack([part_lse for _, part_lse in parts]).softmax(dim=0)[..., None]  # [parts, b, nh, t, 1]
-    (first, _), *rest = parts
-    out = first.float() * weights[0]
-    for (part_out, _), weight in zip(rest, weights[1:]):
-        out.addcmul_(part_out, weight)  # the op promotes a bf16 part itself
-    return out.to(first.dtype)
 
 
 def _attend_all(q, keys, values, bias, scale) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -29,6 +29,7 @@ from safetensors.torch import save_file
 
 from inference.config import ATTENTION, HybridConfig
 from inference.errors import CacheMismatchError
+from kernels.layer import KVSlot
 
 FORMAT, VERSION = "tome.hybrid-cache", "1"
 MIN_CAPACITY = 256  # tokens allocated at first use
@@ -53,6 +54,12 @@ class Growable:
 
     def view(self) -> torch.Tensor:
         return self._storage.narrow(self._dim, 0, self.length)
+
+    def grow(self, count: int) -> torch.Tensor:
+        """Count `count` more entries, left for the caller to write, and return a view of all."""
+        self.reserve(self.length + count)
+        self.length += count
+        return self.view()
 
     def _reserve(self, capacity: int) -> None:
         shape = list(self._storage.shape)
@@ -114,6 +121,11 @@ class KVState:
         """Add this call's keys/values after everything so far."""
         self.keys.append(keys)
         self.values.append(values)
+
+    def decode_slot(self) -> KVSlot:
+        """The cache as a decoded token's attention reads it, with a position added for the token's
+        key and value, which the decode step (`kernels.layer_step`) writes."""
+        return KVSlot(self.shared, self.keys.grow(1), self.values.grow(1))
 
     def reserve(self, tokens: int) -> None:
         """Room for `tokens` positions in all, shared segments included."""

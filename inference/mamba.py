@@ -39,7 +39,7 @@ class Mamba2Mixer(nn.Module):
         if pad is not None:
             h = h * pad[..., None]  # padding must leave the conv and SSM states at zero
         if state is not None and h.shape[1] == 1:  # a decoded token: one op (one C call on a CPU)
-            return kernels.mamba_step(h, self._decode_step(), state.conv, state.ssm)
+            return kernels.mamba_step(h, self.decode_step(), state.conv, state.ssm)
         z, xBC, dt = self.in_proj(h).split([self.d_inner, self.conv_dim, self.n_heads], dim=-1)
         y = self._scan(xBC, time_step(dt, self.dt_bias, self.time_step_limit), state, pad)
         y = kernels.gated_rms_norm(y, z, self.norm.weight, self.n_groups, self.eps)
@@ -63,7 +63,8 @@ class Mamba2Mixer(nn.Module):
             state.ssm = ssm_state
         return y.flatten(2)  # [b, t, d_inner] fp32
 
-    def _decode_step(self) -> MambaStep:
+    def decode_step(self) -> MambaStep:
+        """The parameters a decoded token's step reads (`kernels.mamba_step`, `kernels.layer_step`)."""
         # The taps and 1-D parameters as stored: the ops promote 16-bit ones themselves.
         return MambaStep(
             self.in_proj.weight, self.in_proj.bias, self.conv1d.weight[:, 0], self.conv1d.bias, self.dt_bias,

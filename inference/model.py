@@ -16,11 +16,12 @@ from torch import nn
 import kernels
 from inference import checkpoint
 from inference.attention import Attention, AttentionInputs, attention_inputs
-from inference.cache import HybridCache, LayerState
+from inference.cache import HybridCache, LayerState, MambaState
 from inference.config import MAMBA, HybridConfig
 from inference.errors import CheckpointError, InferenceError
 from inference.layers import Linear, MoE, RMSNorm, SharedMLP
 from inference.mamba import Mamba2Mixer
+from kernels.layer import LayerStep
 from kernels.matmul import compute_dtype, linear
 
 # Tokens per forward pass when a longer input is read in pieces. Peak memory is the weights, the
@@ -46,6 +47,9 @@ class DecoderLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, state: LayerState | None, pad: torch.Tensor | None,
                 attention: AttentionInputs) -> torch.Tensor:
+        if x.shape[1] == 1 and state is not None and self._decodes_in_one_op(attention):
+            mixer_state = (state.conv, state.ssm) if isinstance(state, MambaState) else state.decode_slot()
+            return kernels.layer_step(x, self._decode_step(), mixer_state)
         h = self.input_layernorm(x)
         h = self.mamba(h, state, pad) if hasattr(self, "mamba") else self.self_attn(h, state, attention)
         norm = self.post_attention_layernorm
@@ -54,6 +58,18 @@ class DecoderLayer(nn.Module):
         if self.block_sparse_moe is not None:
             ffn = self.block_sparse_moe(h) + ffn
         return torch.add(x, ffn, alpha=self.residual_multiplier)
+
+    def _decodes_in_one_op(self, attention: AttentionInputs) -> bool:
+        """Whether a decoded token takes `kernels.layer_step` (one C call per layer on a CPU): not
+        with routed experts, nor in attention with padding or RoPE (the layer-by-op path does those)."""
+        return self.block_sparse_moe is None and (
+            hasattr(self, "mamba") or (attention.key_bias is None and attention.rope is None))
+
+    def _decode_step(self) -> LayerStep:
+        mixer = self.mamba.decode_step() if hasattr(self, "mamba") else self.self_attn.decode_step()
+        return LayerStep(self.input_layernorm.weight, self.post_attention_layernorm.weight, self.input_layernorm.eps,
+                         self.residual_multiplier, mixer, self.shared_mlp.input_linear.weight,
+                         self.shared_mlp.output_linear.weight)
 
 
 class Backbone(nn.Module):

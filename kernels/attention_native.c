@@ -1,22 +1,52 @@
 /* One query position over a long run of cached keys: the attention of a decode step, on a CPU.
  *
  * PyTorch's CPU attention kernels read a bf16 KV cache at 5-7 GB/s when only one query row
- * comes with it (they are built for tiles of many queries); this reads it at memory speed.
- * Two passes, each over one of K and V, split over (batch x KV head x block of keys):
+ * comes with it (they are built for tiles of many queries); this reads it at memory speed, in one
+ * call. The keys are cut into blocks, and each (batch, KV head, block) task does, for the query
+ * heads j sharing that KV head,
  *
- *     scores[b, h, j, i] = scale * q[b, h, j, :] . K[b, h, i, :]
- *     out[b, h, j, :]    = sum_i p[b, h, j, i] * V[b, h, i, :]
+ *     s[j, i] = scale * q[j, :] . K[i, :] + bias[i]      m[j] = max_i s[j, i]
+ *     l[j] = sum_i exp(s[j, i] - m[j])                   o[j, :] = sum_i exp(s[j, i] - m[j]) V[i, :]
  *
- * where j runs over the query heads sharing KV head h, and p (the exponentiated scores) is made
- * by the caller in between. Keys and values are bf16 (passed as uint16) or fp32, each row of d
- * elements contiguous, the other strides free (a view into a growable cache); q, scores, p and
- * out are contiguous fp32. Sums are in fp32.
+ * with its scores kept in a small buffer (read back while still in cache); the blocks are then
+ * merged exactly: with M = max m, out = sum e^(m - M) o / sum e^(m - M) l and lse = M + log of
+ * that denominator. The cache may be in several segments (a question continuing a document's
+ * state shares the document's keys): a table of (keys, values, n, the keys' strides b, h, n, the
+ * values' strides b, h, n) per segment, in position order, rows of d contiguous. Keys and values
+ * are bf16 (as uint16) or fp32; q [b, heads, d], bias [b, total positions] (or NULL), out [b,
+ * heads, d] and lse [b, heads] are fp32 contiguous. Sums are in fp32. A query that sees no key
+ * (every bias -inf) gets out 0 and lse -inf.
  */
 #include "native_common.h"
 
-enum { KEYS_PER_TASK = 1024, MAX_HEAD_DIM = 512, MAX_GROUP = 16, ROWS = 4 };
+enum { KEYS_PER_TASK = 1024, MAX_HEAD_DIM = 512, MAX_GROUP = 16, ROWS = 4, SEGMENT_FIELDS = 9 };
+
+static int attention_supported(int64_t group, int64_t d) {
+    return HAVE_AVX2 && d % LANES == 0 && d <= MAX_HEAD_DIM && group <= MAX_GROUP;
+}
 
 #if HAVE_AVX2
+
+/* e^x, to a few ulp, for the x <= 0 of scores minus their maximum; below -87 (e^x < 2^-125),
+ * -inf included, it gives 0. exp(x) = 2^n e^r with n = round(x / ln 2) and |r| <= ln(2) / 2, where
+ * a degree-6 Taylor polynomial is within 2e-7 of e^r; ln 2 is split in two for an exact r. */
+static inline __m256 exp8(__m256 x) {
+    __m256 floor = _mm256_set1_ps(-87.0f);
+    __m256 kept = _mm256_cmp_ps(x, floor, _CMP_GE_OQ);
+    x = _mm256_max_ps(x, floor);
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145752f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.42860677e-6f), r);
+    __m256 p = _mm256_set1_ps(1.0f / 720.0f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    __m256i power = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_and_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(power)), kept);
+}
 
 /* Scores of ROWS keys (at `offsets`; rows past `count` repeat the last key and are dropped) for
  * QUERIES queries. Each key vector is widened once for all the queries, and the QUERIES x ROWS
@@ -49,116 +79,161 @@ enum { KEYS_PER_TASK = 1024, MAX_HEAD_DIM = 512, MAX_GROUP = 16, ROWS = 4 };
 SCORE_ROWS(1)
 SCORE_ROWS(3)
 
-/* Scores of ROWS keys from `first` on for every query of the group. */
-static inline __attribute__((always_inline)) void score_rows(const float *queries, const void *k, int64_t first,
-                                                             int64_t stride, int64_t count, int64_t group, int64_t d,
-                                                             float scale, int bf16, float *scores, int64_t n) {
-    int64_t offsets[ROWS];
-    for (int64_t r = 0; r < ROWS; r++)
-        offsets[r] = first + min64(r, count - 1) * stride;
-    int64_t j = 0;
-    for (; j + 3 <= group; j += 3) /* 12 accumulators + 3 queries + 1 key: the 16 registers */
-        score_rows_3(queries + j * d, k, offsets, count, d, scale, bf16, scores + j * n, n);
-    for (; j < group; j++)
-        score_rows_1(queries + j * d, k, offsets, count, d, scale, bf16, scores + j * n, n);
+/* A task's block of keys: positions [first, first + count) of one segment, `offset` in the whole cache. */
+typedef struct {
+    const void *keys, *values;
+    int64_t first, count, offset, key_strides[3], value_strides[3]; /* b, h, n */
+} Block;
+
+/* s[j, :count] (row stride KEYS_PER_TASK) for the group's queries over the block's keys, bias added. */
+static void block_scores(const float *queries, const Block *blk, int64_t b, int64_t h, int64_t group, int64_t d,
+                         float scale, const float *bias, int bf16, float *s) {
+    for (int64_t i = 0; i < blk->count; i += ROWS) {
+        int64_t count = min64(ROWS, blk->count - i), offsets[ROWS];
+        for (int64_t r = 0; r < ROWS; r++)
+            offsets[r] = b * blk->key_strides[0] + h * blk->key_strides[1] + (blk->first + i + min64(r, count - 1)) * blk->key_strides[2];
+        int64_t j = 0;
+        for (; j + 3 <= group; j += 3) /* 12 accumulators + 3 queries + 1 key: the 16 registers */
+            score_rows_3(queries + j * d, blk->keys, offsets, count, d, scale, bf16, s + j * KEYS_PER_TASK + i,
+                         KEYS_PER_TASK);
+        for (; j < group; j++)
+            score_rows_1(queries + j * d, blk->keys, offsets, count, d, scale, bf16, s + j * KEYS_PER_TASK + i,
+                         KEYS_PER_TASK);
+    }
+    if (bias != NULL)
+        for (int64_t j = 0; j < group; j++)
+            for (int64_t i = 0; i < blk->count; i++)
+                s[j * KEYS_PER_TASK + i] += bias[blk->offset + i];
 }
 
-static void scores(const float *q, const void *k, float *out, int64_t batch, int64_t heads, int64_t group,
-                   int64_t n, int64_t d, int64_t stride_b, int64_t stride_h, int64_t stride_n, float scale,
-                   int bf16, int threads) {
-    int64_t blocks = (n + KEYS_PER_TASK - 1) / KEYS_PER_TASK;
-#pragma omp parallel for collapse(2) schedule(static) num_threads(threads)
-    for (int64_t bh = 0; bh < batch * heads; bh++) {
-        for (int64_t block = 0; block < blocks; block++) {
-            int64_t b = bh / heads, h = bh % heads, end = min64(n, (block + 1) * KEYS_PER_TASK);
-            for (int64_t i = block * KEYS_PER_TASK; i < end; i += ROWS)
-                score_rows(q + bh * group * d, k, b * stride_b + h * stride_h + i * stride_n, stride_n,
-                           min64(ROWS, end - i), group, d, scale, bf16, out + bh * group * n + i, n);
+/* Per query j: m[j] = max s, s <- exp(s - m), l[j] = sum; m = -inf and l = 0 when every key is masked. */
+static void block_softmax(float *s, int64_t count, int64_t group, float *m, float *l) {
+    for (int64_t j = 0; j < group; j++) {
+        float *row = s + j * KEYS_PER_TASK, top = -INFINITY, total = 0.0f;
+        for (int64_t i = 0; i < count; i++)
+            top = row[i] > top ? row[i] : top;
+        if (top == -INFINITY) {
+            m[j] = top, l[j] = 0.0f;
+            memset(row, 0, (size_t)count * sizeof(float));
+            continue;
         }
+        __m256 shift = _mm256_set1_ps(top), sums = _mm256_setzero_ps();
+        int64_t i = 0;
+        for (; i + LANES <= count; i += LANES) {
+            __m256 p = exp8(_mm256_sub_ps(_mm256_loadu_ps(row + i), shift));
+            _mm256_storeu_ps(row + i, p);
+            sums = _mm256_add_ps(sums, p);
+        }
+        total = lane_sum(sums);
+        for (; i < count; i++) {
+            row[i] = expf(row[i] - top);
+            total += row[i];
+        }
+        m[j] = top, l[j] = total;
     }
 }
 
-static int weighted_sum(const float *p, const void *v, float *out, int64_t batch, int64_t heads, int64_t group,
-                        int64_t n, int64_t d, int64_t stride_b, int64_t stride_h, int64_t stride_n, int bf16,
-                        int threads) {
-    int64_t blocks = (n + KEYS_PER_TASK - 1) / KEYS_PER_TASK;
-    /* each task sums its block of keys into its own slot; the slots are added up after */
-    float *partial = calloc((size_t)(batch * heads * blocks * group * d), sizeof(float));
-    if (partial == NULL)
-        return 1;
-#pragma omp parallel for collapse(2) schedule(static) num_threads(threads)
-    for (int64_t bh = 0; bh < batch * heads; bh++) {
-        for (int64_t block = 0; block < blocks; block++) {
-            int64_t b = bh / heads, h = bh % heads, end = min64(n, (block + 1) * KEYS_PER_TASK);
-            const float *weights = p + bh * group * n;
-            float *sums = partial + (bh * blocks + block) * group * d;
-            for (int64_t i = block * KEYS_PER_TASK; i < end; i += ROWS) {
-                int64_t count = min64(ROWS, end - i), offsets[ROWS];
-                __m256 w[MAX_GROUP][ROWS]; /* keys past `count` weigh 0 */
-                for (int64_t r = 0; r < ROWS; r++) {
-                    offsets[r] = b * stride_b + h * stride_h + (i + min64(r, count - 1)) * stride_n;
-                    for (int64_t j = 0; j < group; j++)
-                        w[j][r] = _mm256_set1_ps(r < count ? weights[j * n + i + r] : 0.0f);
-                }
-                for (int64_t x = 0; x < d; x += LANES) {
-                    __m256 value[ROWS];
-                    for (int64_t r = 0; r < ROWS; r++)
-                        value[r] = load8(v, offsets[r] + x, bf16);
-                    for (int64_t j = 0; j < group; j++) {
-                        __m256 sum = _mm256_loadu_ps(sums + j * d + x);
-                        for (int64_t r = 0; r < ROWS; r++)
-                            sum = _mm256_fmadd_ps(w[j][r], value[r], sum);
-                        _mm256_storeu_ps(sums + j * d + x, sum);
-                    }
-                }
+/* o[j, :] = sum_i p[j, i] V[i, :] over the block (o zeroed first). */
+static void block_weighted_sum(const float *p, const Block *blk, int64_t b, int64_t h, int64_t group, int64_t d,
+                               int bf16, float *o) {
+    memset(o, 0, (size_t)(group * d) * sizeof(float));
+    for (int64_t i = 0; i < blk->count; i += ROWS) {
+        int64_t count = min64(ROWS, blk->count - i), offsets[ROWS];
+        __m256 w[MAX_GROUP][ROWS]; /* keys past `count` weigh 0 */
+        for (int64_t r = 0; r < ROWS; r++) {
+            offsets[r] = b * blk->value_strides[0] + h * blk->value_strides[1] +
+                         (blk->first + i + min64(r, count - 1)) * blk->value_strides[2];
+            for (int64_t j = 0; j < group; j++)
+                w[j][r] = _mm256_set1_ps(r < count ? p[j * KEYS_PER_TASK + i + r] : 0.0f);
+        }
+        for (int64_t x = 0; x < d; x += LANES) {
+            __m256 value[ROWS];
+            for (int64_t r = 0; r < ROWS; r++)
+                value[r] = load8(blk->values, offsets[r] + x, bf16);
+            for (int64_t j = 0; j < group; j++) {
+                __m256 sum = _mm256_loadu_ps(o + j * d + x);
+                for (int64_t r = 0; r < ROWS; r++)
+                    sum = _mm256_fmadd_ps(w[j][r], value[r], sum);
+                _mm256_storeu_ps(o + j * d + x, sum);
             }
         }
     }
+}
+
+/* The whole attention (see the top of the file); 1 when memory ran out. */
+static int attend(const float *q, const int64_t *segments, int64_t segment_count, const float *key_bias, float *out,
+                  float *lse, int64_t batch, int64_t heads, int64_t group, int64_t d, float scale, int bf16,
+                  int threads) {
+    int64_t blocks = 0, total = 0;
+    for (int64_t s = 0; s < segment_count; s++)
+        blocks += (segments[s * SEGMENT_FIELDS + 2] + KEYS_PER_TASK - 1) / KEYS_PER_TASK;
+    Block *table = malloc((size_t)(blocks > 0 ? blocks : 1) * sizeof(Block));
+    /* per task and query: o[d], m, l */
+    float *partial = malloc((size_t)((batch * heads * blocks + 1) * group * (d + 2)) * sizeof(float));
+    if (table == NULL || partial == NULL) {
+        free(table), free(partial);
+        return 1;
+    }
+    for (int64_t s = 0, k = 0; s < segment_count; s++) {
+        const int64_t *f = segments + s * SEGMENT_FIELDS;
+        for (int64_t first = 0; first < f[2]; first += KEYS_PER_TASK, k++)
+            table[k] = (Block){(const void *)f[0], (const void *)f[1], first, min64(KEYS_PER_TASK, f[2] - first),
+                               total + first, {f[3], f[4], f[5]}, {f[6], f[7], f[8]}};
+        total += f[2];
+    }
+#pragma omp parallel for collapse(2) schedule(static) num_threads(threads)
     for (int64_t bh = 0; bh < batch * heads; bh++) {
-        float *result = out + bh * group * d;
-        memset(result, 0, (size_t)(group * d) * sizeof(float));
-        for (int64_t block = 0; block < blocks; block++) {
-            const float *sums = partial + (bh * blocks + block) * group * d;
-            for (int64_t x = 0; x < group * d; x++)
-                result[x] += sums[x];
+        for (int64_t k = 0; k < blocks; k++) {
+            int64_t b = bh / heads, h = bh % heads;
+            float s[MAX_GROUP * KEYS_PER_TASK];
+            float *o = partial + (bh * blocks + k) * group * (d + 2), *m = o + group * d, *l = m + group;
+            block_scores(q + bh * group * d, &table[k], b, h, group, d, scale,
+                         key_bias == NULL ? NULL : key_bias + b * total, bf16, s);
+            block_softmax(s, table[k].count, group, m, l);
+            block_weighted_sum(s, &table[k], b, h, group, d, bf16, o);
         }
     }
-    free(partial);
+    for (int64_t bh = 0; bh < batch * heads; bh++) {
+        for (int64_t j = 0; j < group; j++) {
+            float top = -INFINITY, denominator = 0.0f, *result = out + (bh * group + j) * d;
+            for (int64_t k = 0; k < blocks; k++) {
+                float m = partial[(bh * blocks + k) * group * (d + 2) + group * d + j];
+                top = m > top ? m : top;
+            }
+            memset(result, 0, (size_t)d * sizeof(float));
+            for (int64_t k = 0; k < blocks && top > -INFINITY; k++) {
+                const float *o = partial + (bh * blocks + k) * group * (d + 2);
+                float weight = expf(o[group * d + j] - top); /* 0 for a block that saw no key */
+                denominator += weight * o[group * d + group + j];
+                for (int64_t x = 0; x < d; x++)
+                    result[x] += weight * o[j * d + x];
+            }
+            if (denominator > 0.0f)
+                for (int64_t x = 0; x < d; x++)
+                    result[x] /= denominator;
+            lse[bh * group + j] = denominator > 0.0f ? top + logf(denominator) : -INFINITY;
+        }
+    }
+    free(table), free(partial);
     return 0;
 }
 
 #else
 
-static void scores(const float *q, const void *k, float *out, int64_t batch, int64_t heads, int64_t group,
-                   int64_t n, int64_t d, int64_t stride_b, int64_t stride_h, int64_t stride_n, float scale,
-                   int bf16, int threads) {}
-
-static int weighted_sum(const float *p, const void *v, float *out, int64_t batch, int64_t heads, int64_t group,
-                        int64_t n, int64_t d, int64_t stride_b, int64_t stride_h, int64_t stride_n, int bf16,
-                        int threads) { return 1; }
+static int attend(const float *q, const int64_t *segments, int64_t segment_count, const float *key_bias, float *out,
+                  float *lse, int64_t batch, int64_t heads, int64_t group, int64_t d, float scale, int bf16,
+                  int threads) { return 1; }
 
 #endif
 
-static int supported(int64_t group, int64_t d) {
-    return HAVE_AVX2 && d % LANES == 0 && d <= MAX_HEAD_DIM && group <= MAX_GROUP;
-}
-
-/* The entry points (ctypes), one per pass; `bf16` says the keys' and values' dtype (else fp32).
- * They return 0, or 1 when the CPU lacks AVX2/FMA, d is not a multiple of 8 up to 512, a KV head
- * has more than 16 query heads, or memory ran out (the caller then takes the PyTorch path). */
-
-int tome_scores(const float *q, const void *k, float *out, int64_t batch, int64_t heads, int64_t group, int64_t n,
-                int64_t d, int64_t stride_b, int64_t stride_h, int64_t stride_n, float scale, int bf16, int threads) {
-    if (!supported(group, d))
+/* The entry point (ctypes). `heads` counts KV heads, each shared by `group` query heads; `bf16`
+ * says the cache's dtype (else fp32). Returns 0, or 1 when the CPU lacks AVX2/FMA, d is not a
+ * multiple of 8 up to 512, a KV head has more than 16 query heads, or memory ran out (the caller
+ * then takes the PyTorch path). */
+int tome_decode_attention(const float *q, const int64_t *segments, int64_t segment_count, const float *key_bias,
+                          float *out, float *lse, int64_t batch, int64_t heads, int64_t group, int64_t d, float scale,
+                          int bf16, int threads) {
+    if (!attention_supported(group, d))
         return 1;
-    scores(q, k, out, batch, heads, group, n, d, stride_b, stride_h, stride_n, scale, bf16, threads);
-    return 0;
-}
-
-int tome_weighted_sum(const float *p, const void *v, float *out, int64_t batch, int64_t heads, int64_t group,
-                      int64_t n, int64_t d, int64_t stride_b, int64_t stride_h, int64_t stride_n, int bf16,
-                      int threads) {
-    if (!supported(group, d))
-        return 1;
-    return weighted_sum(p, v, out, batch, heads, group, n, d, stride_b, stride_h, stride_n, bf16, threads);
+    return attend(q, segments, segment_count, key_bias, out, lse, batch, heads, group, d, scale, bf16, threads);
 }

@@ -39,6 +39,7 @@ OPS = {
     "moe_experts": "moe",
     "decode_attention": "attention",
     "mamba_step": "mamba",
+    "layer_step": "layer",
 }
 
 

@@ -8,8 +8,8 @@ import torch
 
 from inference import HybridModel
 from inference import attention
-from inference.attention import merge
 from inference.progress import ProgressBar
+from kernels.attention import merge
 from tests.inference.tiny import close
 
 

@@ -1,0 +1,120 @@
+/* One decoded token through a whole decoder layer in one call (see kernels/layer.py for the math):
+ *
+ *     h = rms_norm(x);  mixed = mixer step(h);  x += m * mixed;  h = rms_norm(x)
+ *     out = x + m * down(silu(gate(h)) * up(h))
+ *
+ * with the mixer a Mamba-2 step (`tome_mamba_step`) or one query's attention over the KV cache
+ * (`attend`, after writing the new key and value into the cache). The kernels are those of the
+ * single ops, included below; what this saves is the Python and the small PyTorch ops between
+ * them. x, out and every norm weight are fp32 [b, hidden] / [hidden]; the weights of the MLP and
+ * of the attention projections bf16 (as uint16) or fp32, rows contiguous; no biases there.
+ */
+#include "attention_native.c"
+#include "mamba_native.c"
+
+#if HAVE_AVX2
+
+/* out = x + m * mixed; h = rms_norm(out); out += m * down(silu(gate(h)) * up(h)).
+ * scratch: b * (hidden + 3 * width + hidden) floats. */
+static void mlp_block(const float *x, const float *mixed, const float *post_norm, const void *mlp_in,
+                      const void *mlp_out, float *out, float *scratch, int64_t batch, int64_t hidden, int64_t width,
+                      float residual, float eps, int bf16, int threads) {
+    float *h = scratch, *gate_up = h + batch * hidden, *product = gate_up + batch * 2 * width;
+    float *down = product + batch * width;
+    tome_add_rms_norm(x, mixed, residual, post_norm, out, h, batch, hidden, eps);
+    gemv(h, mlp_in, NULL, gate_up, batch, 2 * width, hidden, hidden, bf16, threads);
+    for (int64_t b = 0; b < batch; b++)
+        for (int64_t i = 0; i < width; i++)
+            product[b * width + i] = silu(gate_up[b * 2 * width + i]) * gate_up[b * 2 * width + width + i];
+    gemv(product, mlp_out, NULL, down, batch, hidden, width, width, bf16, threads);
+    for (int64_t i = 0; i < batch * hidden; i++)
+        out[i] += residual * down[i];
+}
+
+/* The new position's key or value rows [b, kv_heads, d] into the cache (rounded to bf16 there). */
+static void store_rows(const float *rows, void *cache, int64_t batch, int64_t heads, int64_t d, int64_t stride_b,
+                       int64_t stride_h, int bf16) {
+    for (int64_t b = 0; b < batch; b++)
+        for (int64_t h = 0; h < heads; h++) {
+            const float *row = rows + (b * heads + h) * d;
+            int64_t at = b * stride_b + h * stride_h;
+            for (int64_t x = 0; x < d; x++) {
+                if (bf16)
+                    ((uint16_t *)cache)[at + x] = float_to_bf16(row[x]);
+                else
+                    ((float *)cache)[at + x] = row[x];
+            }
+        }
+}
+
+#endif
+
+/* The entry points (ctypes). They return 0, or 1 when the C code cannot run these sizes or
+ * memory ran out: the caller then takes the PyTorch path, the states untouched (an attention
+ * layer's new slot may hold its key and value already; the PyTorch path writes the same). */
+
+/* A Mamba layer. h (b * hidden floats of scratch) and the arguments after it are exactly
+ * tome_mamba_step's, whose `out` receives the mixer's output; `scratch` serves the MLP. */
+int tome_mamba_layer(const float *x, float *out, const float *input_norm, const float *post_norm, const void *mlp_in,
+                     const void *mlp_out, float *scratch, int64_t width, float residual, float layer_eps, float *h,
+                     const void *w_in, const float *bias_in, const float *conv_w, const float *conv_b,
+                     void *conv_state, const float *dt_bias, const float *A_log, const float *D, float *ssm_state,
+                     const float *norm_w, const void *w_out, const float *bias_out, float *mixed,
+                     float *mamba_scratch, int64_t batch, int64_t hidden, int64_t heads, int64_t head_dim,
+                     int64_t groups, int64_t state_size, int64_t taps, float dt_min, float dt_max, float eps,
+                     int weights_bf16, int state_bf16, int threads) {
+#if HAVE_AVX2
+    if (hidden % LANES || width % LANES)
+        return 1;
+    tome_rms_norm(x, input_norm, h, batch, hidden, layer_eps);
+    if (tome_mamba_step(h, w_in, bias_in, conv_w, conv_b, conv_state, dt_bias, A_log, D, ssm_state, norm_w, w_out,
+                        bias_out, mixed, mamba_scratch, batch, hidden, heads, head_dim, groups, state_size, taps,
+                        dt_min, dt_max, eps, weights_bf16, state_bf16, threads))
+        return 1;
+    mlp_block(x, mixed, post_norm, mlp_in, mlp_out, out, scratch, batch, hidden, width, residual, layer_eps,
+              weights_bf16, threads);
+    return 0;
+#else
+    return 1;
+#endif
+}
+
+/* An attention layer (no biases, no RoPE). The new key and value go to `new_key` / `new_value`
+ * (the cache's slot for this position: element strides per batch and per KV head given); then
+ * the query attends over `segments` (attention_native.c's table), which must already include
+ * that slot. scratch: b * (2 * hidden + 2 * q_size + 2 * kv_size + heads * group + 3 * width +
+ * hidden) floats, q_size = kv_heads * group * head_dim, kv_size = kv_heads * head_dim. */
+int tome_attention_layer(const float *x, float *out, const float *input_norm, const float *post_norm,
+                         const void *mlp_in, const void *mlp_out, const void *wq, const void *wk, const void *wv,
+                         const void *wo, void *new_key, void *new_value, const int64_t *segments,
+                         int64_t segment_count, float *scratch, int64_t batch, int64_t hidden, int64_t kv_heads,
+                         int64_t group, int64_t head_dim, int64_t width, int64_t key_stride_b, int64_t key_stride_h,
+                         int64_t value_stride_b, int64_t value_stride_h, float scale, float residual, float eps,
+                         int weights_bf16, int cache_bf16, int threads) {
+#if HAVE_AVX2
+    int64_t q_size = kv_heads * group * head_dim, kv_size = kv_heads * head_dim;
+    if (!attention_supported(group, head_dim) || hidden % LANES || width % LANES)
+        return 1;
+    float *h = scratch, *q = h + batch * hidden, *k = q + batch * q_size, *v = k + batch * kv_size;
+    float *attended = v + batch * kv_size, *lse = attended + batch * q_size, *mixed = lse + batch * kv_heads * group;
+    float *mlp_scratch = mixed + batch * hidden;
+    tome_rms_norm(x, input_norm, h, batch, hidden, eps);
+    gemv(h, wq, NULL, q, batch, q_size, hidden, hidden, weights_bf16, threads);
+    gemv(h, wk, NULL, k, batch, kv_size, hidden, hidden, weights_bf16, threads);
+    gemv(h, wv, NULL, v, batch, kv_size, hidden, hidden, weights_bf16, threads);
+    store_rows(k, new_key, batch, kv_heads, head_dim, key_stride_b, key_stride_h, cache_bf16);
+    store_rows(v, new_value, batch, kv_heads, head_dim, value_stride_b, value_stride_h, cache_bf16);
+    if (cache_bf16) /* the query meets the keys in their dtype, as in the prefill's attention */
+        for (int64_t i = 0; i < batch * q_size; i++)
+            q[i] = bf16_to_float(float_to_bf16(q[i]));
+    if (attend(q, segments, segment_count, NULL, attended, lse, batch, kv_heads, group, head_dim, scale, cache_bf16,
+               threads))
+        return 1;
+    gemv(attended, wo, NULL, mixed, batch, hidden, q_size, q_size, weights_bf16, threads);
+    mlp_block(x, mixed, post_norm, mlp_in, mlp_out, out, mlp_scratch, batch, hidden, width, residual, eps,
+              weights_bf16, threads);
+    return 0;
+#else
+    return 1;
+#endif
+}

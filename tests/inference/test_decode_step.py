@@ -1,0 +1,55 @@
+"""A decoded token through `kernels.layer_step` (one C call per layer on a CPU) equals the op-by-op path."""
+
+import shutil
+import types
+
+import pytest
+import torch
+
+import kernels
+from inference import HybridModel
+from inference.shapes import write_random_checkpoint
+from kernels import layer_native
+from tests.inference.tiny import close
+
+pytestmark = pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
+                                reason="no C compiler: the C kernels are not built here")
+
+
+@pytest.fixture(scope="module")
+def smoke_folder(tmp_path_factory):
+    # Mamba and attention layers in sizes the C kernels take (the tiny checkpoints' d_state 12 is not one)
+    return write_random_checkpoint("smoke", tmp_path_factory.mktemp("smoke"), torch.float32)
+
+
+def _decode(model, prompt, steps, fork):
+    """Greedy tokens and their logits; with fork, the decode continues a copy of the prompt's state
+    (its attention then reads the shared segment of the prompt and its own positions)."""
+    cache = model.new_cache()
+    logits = model(prompt, cache=cache, last_only=True)
+    if fork:
+        cache = cache.copy()
+    tokens, seen = [], []
+    for _ in range(steps):
+        token = logits.argmax(-1, keepdim=True)
+        tokens.append(int(token))
+        logits = model(token, cache=cache, last_only=True)
+        seen.append(logits)
+    return tokens, torch.cat(seen)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("fork", [False, True])
+def test_c_layer_steps_equal_the_op_by_op_path(smoke_folder, dtype, fork, monkeypatch):
+    model = HybridModel.from_pretrained(smoke_folder, dtype=dtype)
+    prompt = torch.randint(3, 4000, (1, 37), generator=torch.Generator().manual_seed(0))
+    with kernels.use_backend("torch"):
+        expected_tokens, expected = _decode(model, prompt, 12, fork)
+
+    def no_fallback(*args):
+        raise AssertionError("the C layer kernel declined a layer of the smoke model")
+
+    monkeypatch.setattr(layer_native, "layer", types.SimpleNamespace(layer_step=no_fallback))
+    tokens, logits = _decode(model, prompt, 12, fork)
+    assert tokens == expected_tokens
+    close(logits, expected, rel=1e-4 if dtype == torch.float32 else 2e-2)

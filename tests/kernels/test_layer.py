@@ -1,0 +1,124 @@
+"""A whole decoder layer's decode step as one op: the C kernel and the PyTorch path against the references."""
+
+import math
+import shutil
+
+import pytest
+import torch
+
+from kernels import attention_native, layer, layer_native
+from kernels.layer import AttentionStep, KVSlot, LayerStep
+from tests.kernels.helpers import close
+from tests.kernels.test_mamba import _step as mamba_mixer
+
+needs_native = pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
+                                  reason="no C compiler: the C kernels are not built here")
+
+
+def _randn(gen, *shape, scale=1.0, dtype=torch.float32):
+    return (torch.randn(*shape, generator=gen) * scale).to(dtype)
+
+
+def _layer(mixer, hidden, width, dtype, gen):
+    return LayerStep(input_norm=1 + _randn(gen, hidden, scale=0.1), post_norm=1 + _randn(gen, hidden, scale=0.1),
+                     eps=1e-5, residual=0.25, mixer=mixer,
+                     mlp_in=_randn(gen, 2 * width, hidden, scale=hidden**-0.5, dtype=dtype),
+                     mlp_out=_randn(gen, hidden, width, scale=width**-0.5, dtype=dtype))
+
+
+def _attention_mixer(hidden, heads, kv_heads, head_dim, dtype, gen):
+    return AttentionStep(q_proj=_randn(gen, heads * head_dim, hidden, scale=hidden**-0.5, dtype=dtype),
+                         k_proj=_randn(gen, kv_heads * head_dim, hidden, scale=hidden**-0.5, dtype=dtype),
+                         v_proj=_randn(gen, kv_heads * head_dim, hidden, scale=hidden**-0.5, dtype=dtype),
+                         o_proj=_randn(gen, hidden, heads * head_dim, scale=(heads * head_dim) ** -0.5, dtype=dtype),
+                         biases=(None,) * 4, heads=heads, kv_heads=kv_heads, head_dim=head_dim, scale=head_dim**-0.5)
+
+
+def _no_fallback(*args):
+    raise AssertionError("the C kernel declined these inputs")
+
+
+@needs_native
+def test_native_kernel_builds_where_a_compiler_exists():
+    assert layer_native.available()
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("b", [1, 2])
+def test_mamba_layer_steps_match_the_reference(b, dtype, monkeypatch):
+    gen = torch.Generator().manual_seed(0)
+    hidden, width = 40, 24
+    step = _layer(mamba_mixer(hidden, 8, 16, 1, 32, dtype, biases=b == 2, limits=(0.0, math.inf)), hidden, width,
+                  dtype, gen)
+    conv0, ssm0 = _randn(gen, b, 8 * 16 + 64, 3, dtype=dtype), _randn(gen, b, 8, 16, 32)
+    states = {name: (conv0.clone(), ssm0.clone()) for name in ("ref", "torch", "c")}
+    torch_path = layer.layer_step
+    for _ in range(3):
+        x = _randn(gen, b, 1, hidden, scale=3.0)
+        expected = layer.layer_step_ref(x, step, states["ref"])
+        monkeypatch.setattr(layer, "layer_step", torch_path)
+        close(torch_path(x, step, states["torch"]), expected, 2e-2 if dtype == torch.bfloat16 else 1e-4)
+        monkeypatch.setattr(layer, "layer_step", _no_fallback)
+        out = layer_native.layer_step(x, step, states["c"])
+        assert out.shape == (b, 1, hidden) and out.dtype == torch.float32
+        close(out, expected, 1e-4)
+    for name in ("torch", "c"):  # the states advanced alike (the conv state holds inputs rounded to its dtype)
+        close(states[name][0], states["ref"][0], 1e-2 if dtype == torch.bfloat16 else 1e-5)
+        close(states[name][1], states["ref"][1], 1e-4)
+
+
+def _slot(storage_k, storage_v, earlier, n):
+    """The layer's own n positions plus the new one, after `earlier` segments."""
+    return KVSlot(earlier, storage_k[:, :, : n + 1], storage_v[:, :, : n + 1])
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("b, heads, kv_heads, head_dim, earlier_lengths, own", [
+    (1, 12, 4, 64, (), 2500),          # h-350m's heads; several blocks of keys
+    (2, 4, 2, 32, (700, 1), 3),        # a batch continuing two shared segments
+    (1, 6, 6, 16, (), 0),              # the first position: the new key is the only one
+])
+def test_attention_layer_steps_match_the_reference(b, heads, kv_heads, head_dim, earlier_lengths, own, dtype,
+                                                   monkeypatch):
+    gen = torch.Generator().manual_seed(1)
+    hidden, width = 48, 32
+    step = _layer(_attention_mixer(hidden, heads, kv_heads, head_dim, dtype, gen), hidden, width, dtype, gen)
+    earlier = tuple((_randn(gen, b, kv_heads, n, head_dim, dtype=dtype), _randn(gen, b, kv_heads, n, head_dim, dtype=dtype))
+                    for n in earlier_lengths)
+    room = own + 5  # growable storage: capacity beyond the slot
+    storages = {name: (_randn(torch.Generator().manual_seed(2), b, kv_heads, room, head_dim, dtype=dtype),
+                       _randn(torch.Generator().manual_seed(3), b, kv_heads, room, head_dim, dtype=dtype))
+                for name in ("ref", "torch", "c")}
+    x = _randn(gen, b, 1, hidden, scale=3.0)
+    expected = layer.layer_step_ref(x, step, _slot(*storages["ref"], earlier, own))
+    torch_out = layer.layer_step(x, step, _slot(*storages["torch"], earlier, own))
+    close(torch_out, expected, 2e-2 if dtype == torch.bfloat16 else 1e-4)
+    monkeypatch.setattr(layer, "layer_step", _no_fallback)
+    out = layer_native.layer_step(x, step, _slot(*storages["c"], earlier, own))
+    assert out.shape == (b, 1, hidden) and out.dtype == torch.float32
+    close(out, expected, 1e-4)
+    for name in ("torch", "c"):  # the new key and value were written at the slot, and only there
+        for mine, reference in zip(storages[name], storages["ref"]):
+            close(mine[:, :, own], reference[:, :, own], 1e-2 if dtype == torch.bfloat16 else 1e-5)
+            assert torch.equal(mine[:, :, :own], reference[:, :, :own])
+            assert torch.equal(mine[:, :, own + 1 :], reference[:, :, own + 1 :])
+
+
+def test_inputs_the_c_code_declines_take_the_torch_path():
+    gen = torch.Generator().manual_seed(4)
+    hidden, width = 40, 20  # hidden is a multiple of 8 but the MLP's width 20 is not
+    step = _layer(_attention_mixer(hidden, 4, 2, 16, torch.float32, gen), hidden, width, torch.float32, gen)
+    k, v = _randn(gen, 1, 2, 9, 16), _randn(gen, 1, 2, 9, 16)
+    k2, v2 = k.clone(), v.clone()
+    x = _randn(gen, 1, 1, hidden)
+    close(layer_native.layer_step(x, step, KVSlot((), k[:, :, :5], v[:, :, :5])),
+          layer.layer_step_ref(x, step, KVSlot((), k2[:, :, :5], v2[:, :, :5])), 1e-4)
+    assert torch.equal(k, k2) and torch.equal(v, v2)
+
+
+def test_segment_table_refuses_mixed_dtypes():
+    k = torch.zeros(1, 2, 4, 8)
+    assert attention_native.segment_table([(k, k), (k.bfloat16(), k.bfloat16())]) is None
+    assert attention_native.segment_table([(k, k)]).tolist()[0][2:] == [4, 64, 32, 8, 64, 32, 8]
