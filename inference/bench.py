@@ -16,7 +16,9 @@ bandwidth (a 512 MB copy_ and sum over a buffer far larger than the caches). Der
   probe): on a machine shared with other work the wall-clock share follows whatever else runs, the
   CPU-time share mostly does not;
 - decode as a share of the read bound: bytes read per token (weights, the LM head included, K/V
-  at that length, Mamba states read and written) / read bandwidth;
+  at that length, Mamba states read and written) / read bandwidth, the bandwidth probed between
+  the decode steps in the same process (a 128 MB sum before every fourth step; the run-level
+  probe above is printed too);
 - the slope of peak RSS over length against the attention layers' theoretical K/V per token;
 - with --warm (default: at the longest length), time to first token for a 50-token question from a
   saved document state, against reading document and question cold.
@@ -223,10 +225,11 @@ def _rows(config, dtype, name: str, probe: dict, ours: list[dict], theirs: list[
             n = r["tokens"]
             flops = timing.prefill_flops(config, n) / n
             share, cpu_share = r["prefill_tps"] * flops / gemm, r["prefill_cpu_tps"] * flops / probe["gemm_cpu"]
-            bound = read / decode_bytes(config, dtype, n)
+            bound = r.get("read", read) / decode_bytes(config, dtype, n)  # the probe beside the decode steps
             estimate = f"{r['estimate'] / 1e9:.2f}" if "estimate" in r else ""
             rows.append([runtime, name, _k(n), f"{r['prefill_tps']:.1f}", f"{r['ttft']:.2f}", f"{share:.0%}",
                          f"{cpu_share:.0%}", f"{r['decode_tps']:.2f}", f"{r['decode_tps'] / bound:.0%}",
+                         f"{r.get('read', read) / 1e9:.1f}",
                          f"{r['peak_rss'] / 1e9:.2f}", estimate, f"{r['growth'] / 1e9:.2f}"])
     return rows
 
@@ -266,7 +269,7 @@ def _decode_note(name: str, length: int, theirs: dict, ours: dict | None) -> lis
 
 
 HEADER = ["runtime", "dtype", "tokens", "prefill tok/s", "TTFT s", "of GEMM rate", "of GEMM, CPU time", "decode tok/s",
-          "of read bound", "peak RSS GB", "estimate GB", "growth GB"]
+          "of read bound", "read GB/s", "peak RSS GB", "estimate GB", "growth GB"]
 
 
 def _table(rows: list[list[str]]) -> str:

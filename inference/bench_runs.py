@@ -2,7 +2,8 @@
 
 Each returns a dict of plain numbers: prefill tokens/s and time to first token (prefill plus the
 first argmax), prefill tokens per CPU-second (all threads; what a busy machine does not change),
-decode tokens/s (the median step, greedy), the peak RSS (VmHWM, this process only)
+decode tokens/s (the median step, greedy) and the read bandwidth measured between its steps, the
+peak RSS (VmHWM, this process only, taken before the decode's read probe allocates its buffer)
 and its growth over a baseline taken after the imports; ours adds the memory estimate and,
 asked for, the warm document-state time to first token.
 """
@@ -33,9 +34,10 @@ def run_ours(folder: Path, dtype: torch.dtype, length: int, steps: int, warm: in
     token = model(ids, cache=state, last_only=True).argmax(dim=-1, keepdim=True)
     ttft, ttft_cpu = time.perf_counter() - started, time.process_time() - cpu
     cache = state.copy(headroom=steps + 1)  # what a question does: the document state stays as it is
-    decode = _decode(lambda t: model(t, cache=cache, last_only=True), token, steps)
+    peak = _status("VmHWM")
+    decode, read = _decode(lambda t: model(t, cache=cache, last_only=True), token, steps)
     result = {"tokens": length, "prefill_tps": length / ttft, "prefill_cpu_tps": length / ttft_cpu, "ttft": ttft,
-              "decode_tps": 1 / decode, "peak_rss": _status("VmHWM"), "estimate": estimate}
+              "decode_tps": 1 / decode, "read": read, "peak_rss": peak, "estimate": estimate}
     result["growth"] = result["peak_rss"] - baseline
     if warm:
         result |= _warm(model, state, ids, warm, ttft, gen)
@@ -80,10 +82,10 @@ def run_transformers(folder: Path, dtype: torch.dtype, length: int, steps: int, 
         started, cpu = time.perf_counter(), time.process_time()
         token = step(ids).argmax(dim=-1, keepdim=True)
         ttft, ttft_cpu = time.perf_counter() - started, time.process_time() - cpu
-        decode = _decode(step, token, steps)
-    peak = _status("VmHWM")
+        peak = _status("VmHWM")
+        decode, read = _decode(step, token, steps)
     return {"tokens": length, "prefill_tps": length / ttft, "prefill_cpu_tps": length / ttft_cpu, "ttft": ttft,
-            "decode_tps": 1 / decode, "peak_rss": peak, "growth": peak - baseline}
+            "decode_tps": 1 / decode, "read": read, "peak_rss": peak, "growth": peak - baseline}
 
 
 def run_transformers_decode(folder: Path, dtype: torch.dtype, length: int, steps: int, gen: torch.Generator,
@@ -117,18 +119,26 @@ def run_transformers_decode(folder: Path, dtype: torch.dtype, length: int, steps
             state["cache"] = result.past_key_values
             return result.logits[:, -1]
 
-        decode = _decode(step, out.logits[:, -1].argmax(dim=-1, keepdim=True), steps)
-    return {"tokens": length, "decode_tps": 1 / decode, "prompt": prompt}
+        decode, read = _decode(step, out.logits[:, -1].argmax(dim=-1, keepdim=True), steps)
+    return {"tokens": length, "decode_tps": 1 / decode, "read": read, "prompt": prompt}
 
 
-def _decode(step, token: torch.Tensor, steps: int) -> float:
-    """Median seconds per greedy decode step."""
-    times = []
-    for _ in range(max(steps, 1)):
+def _decode(step, token: torch.Tensor, steps: int, every: int = 4) -> tuple[float, float]:
+    """Median seconds per greedy decode step, and the median read bandwidth (bytes/s) measured
+    before every `every` steps. Side by side because this shared machine's speed drifts by tens
+    of percent within minutes: the same decode ran at 22 to 38 tokens/s in runs minutes apart, so
+    a decode set against a bandwidth probed at another time says little."""
+    big = torch.ones(32 << 20)  # 128 MB, far beyond the caches (as inference.timing's probe)
+    times, reads = [], []
+    for i in range(max(steps, 1)):
+        if i % every == 0:
+            started = time.perf_counter()
+            big.sum()
+            reads.append(big.numel() * big.element_size() / (time.perf_counter() - started))
         started = time.perf_counter()
         token = step(token).argmax(dim=-1, keepdim=True)
         times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    return statistics.median(times), statistics.median(reads)
 
 
 def _status(field: str) -> int:

@@ -86,8 +86,9 @@ typedef struct {
 } Block;
 
 /* s[j, :count] (row stride KEYS_PER_TASK) for the group's queries over the block's keys, bias added. */
-static void block_scores(const float *queries, const Block *blk, int64_t b, int64_t h, int64_t group, int64_t d,
-                         float scale, const float *bias, int bf16, float *s) {
+static inline __attribute__((always_inline)) void block_scores(const float *queries, const Block *blk, int64_t b,
+                                                               int64_t h, int64_t group, int64_t d, float scale,
+                                                               const float *bias, int bf16, float *s) {
     for (int64_t i = 0; i < blk->count; i += ROWS) {
         int64_t count = min64(ROWS, blk->count - i), offsets[ROWS];
         for (int64_t r = 0; r < ROWS; r++)
@@ -134,8 +135,9 @@ static void block_softmax(float *s, int64_t count, int64_t group, float *m, floa
 }
 
 /* o[j, :] = sum_i p[j, i] V[i, :] over the block (o zeroed first). */
-static void block_weighted_sum(const float *p, const Block *blk, int64_t b, int64_t h, int64_t group, int64_t d,
-                               int bf16, float *o) {
+static inline __attribute__((always_inline)) void block_weighted_sum(const float *p, const Block *blk, int64_t b,
+                                                                     int64_t h, int64_t group, int64_t d, int bf16,
+                                                                     float *o) {
     memset(o, 0, (size_t)(group * d) * sizeof(float));
     for (int64_t i = 0; i < blk->count; i += ROWS) {
         int64_t count = min64(ROWS, blk->count - i), offsets[ROWS];
@@ -158,6 +160,28 @@ static void block_weighted_sum(const float *p, const Block *blk, int64_t b, int6
             }
         }
     }
+}
+
+/* One task: a block's scores, softmax and weighted sum, into o[group][d], m[group], l[group].
+ * Instantiated once per cache dtype below with `bf16` a constant: with it a run-time flag, the
+ * compiler kept the test inside the inner loops and spilled their accumulators (4x slower). */
+static inline __attribute__((always_inline)) void block_task(const float *queries, const Block *blk, int64_t b,
+                                                             int64_t h, int64_t group, int64_t d, float scale,
+                                                             const float *bias, int bf16, float *o) {
+    float s[MAX_GROUP * KEYS_PER_TASK], *m = o + group * d, *l = m + group;
+    block_scores(queries, blk, b, h, group, d, scale, bias, bf16, s);
+    block_softmax(s, blk->count, group, m, l);
+    block_weighted_sum(s, blk, b, h, group, d, bf16, o);
+}
+
+static void block_task_bf16(const float *queries, const Block *blk, int64_t b, int64_t h, int64_t group, int64_t d,
+                            float scale, const float *bias, float *o) {
+    block_task(queries, blk, b, h, group, d, scale, bias, 1, o);
+}
+
+static void block_task_fp32(const float *queries, const Block *blk, int64_t b, int64_t h, int64_t group, int64_t d,
+                            float scale, const float *bias, float *o) {
+    block_task(queries, blk, b, h, group, d, scale, bias, 0, o);
 }
 
 /* The whole attention (see the top of the file); 1 when memory ran out. */
@@ -185,12 +209,9 @@ static int attend(const float *q, const int64_t *segments, int64_t segment_count
     for (int64_t bh = 0; bh < batch * heads; bh++) {
         for (int64_t k = 0; k < blocks; k++) {
             int64_t b = bh / heads, h = bh % heads;
-            float s[MAX_GROUP * KEYS_PER_TASK];
-            float *o = partial + (bh * blocks + k) * group * (d + 2), *m = o + group * d, *l = m + group;
-            block_scores(q + bh * group * d, &table[k], b, h, group, d, scale,
-                         key_bias == NULL ? NULL : key_bias + b * total, bf16, s);
-            block_softmax(s, table[k].count, group, m, l);
-            block_weighted_sum(s, &table[k], b, h, group, d, bf16, o);
+            (bf16 ? block_task_bf16 : block_task_fp32)(q + bh * group * d, &table[k], b, h, group, d, scale,
+                                                       key_bias == NULL ? NULL : key_bias + b * total,
+                                                       partial + (bh * blocks + k) * group * (d + 2));
         }
     }
     for (int64_t bh = 0; bh < batch * heads; bh++) {

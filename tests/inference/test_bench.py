@@ -24,7 +24,8 @@ def test_bench_prints_a_table_of_measured_rows():
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert float(cells[3]) > 0 and float(cells[4]) > 0  # tok/s, TTFT
         assert cells[5].endswith("%") and cells[6].endswith("%")  # GEMM shares: wall clock, CPU time
-        assert float(cells[7]) > 0 and float(cells[9]) > float(cells[11]) > 0  # decode tok/s, peak > growth
+        assert float(cells[7]) > 0 and cells[8].endswith("%") and float(cells[9]) > 0  # decode, its read bound, probe
+        assert float(cells[10]) > float(cells[12]) > 0  # peak RSS > growth
     assert "GEMM GFLOP/s fp32" in out and "per CPU-second" in out and "read" in out
     assert "# ours fp32 64: {" in out  # each measurement is printed as it ends
     assert "KiB per token (fitted over 2 lengths); theoretical K/V 0.50 KiB per token" in out
