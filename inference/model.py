@@ -44,6 +44,8 @@ class DecoderLayer(nn.Module):
         self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
         self.shared_mlp = SharedMLP(config.hidden_size, config.shared_intermediate_size)
         self.block_sparse_moe = MoE(config) if config.has_experts else None
+        self._step: LayerStep | None = None  # see _decode_step
+        self.register_load_state_dict_post_hook(lambda layer, _: layer._forget_step())
 
     def forward(self, x: torch.Tensor, state: LayerState | None, pad: torch.Tensor | None,
                 attention: AttentionInputs) -> torch.Tensor:
@@ -66,10 +68,22 @@ class DecoderLayer(nn.Module):
             hasattr(self, "mamba") or (attention.key_bias is None and attention.rope is None))
 
     def _decode_step(self) -> LayerStep:
-        mixer = self.mamba.decode_step() if hasattr(self, "mamba") else self.self_attn.decode_step()
-        return LayerStep(self.input_layernorm.weight, self.post_attention_layernorm.weight, self.input_layernorm.eps,
-                         self.residual_multiplier, mixer, self.shared_mlp.input_linear.weight,
-                         self.shared_mlp.output_linear.weight)
+        """The parameters a decoded token reads, gathered once and kept (with them the C kernel's
+        checked arguments, kernels/layer_native.py: ~100 us per layer and token otherwise); dropped
+        when the layer's parameters are converted (`.to()`, `.float()`) or loaded."""
+        if self._step is None:
+            mixer = self.mamba.decode_step() if hasattr(self, "mamba") else self.self_attn.decode_step()
+            self._step = LayerStep(self.input_layernorm.weight, self.post_attention_layernorm.weight,
+                                   self.input_layernorm.eps, self.residual_multiplier, mixer,
+                                   self.shared_mlp.input_linear.weight, self.shared_mlp.output_linear.weight)
+        return self._step
+
+    def _forget_step(self) -> None:
+        self._step = None
+
+    def _apply(self, fn, *args, **kwargs):
+        self._forget_step()
+        return super()._apply(fn, *args, **kwargs)
 
 
 class Backbone(nn.Module):

@@ -53,3 +53,16 @@ def test_c_layer_steps_equal_the_op_by_op_path(smoke_folder, dtype, fork, monkey
     tokens, logits = _decode(model, prompt, 12, fork)
     assert tokens == expected_tokens
     close(logits, expected, rel=1e-4 if dtype == torch.float32 else 2e-2)
+
+
+def test_a_converted_model_decodes_with_its_new_weights(smoke_folder):
+    """The layers keep their decode parameters between tokens; converting the model must drop them."""
+    model = HybridModel.from_pretrained(smoke_folder, dtype=torch.bfloat16)
+    prompt = torch.randint(3, 4000, (1, 9), generator=torch.Generator().manual_seed(1))
+    _decode(model, prompt, 2, fork=False)  # the bf16 steps are now kept
+    model.float()
+    tokens, logits = _decode(model, prompt, 4, fork=False)
+    with kernels.use_backend("torch"):
+        expected_tokens, expected = _decode(model, prompt, 4, fork=False)
+    assert tokens == expected_tokens
+    close(logits, expected, rel=1e-4)
