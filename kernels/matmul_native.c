@@ -2,9 +2,10 @@
  *
  * A decoded token multiplies every weight matrix by one activation row, so each product is a
  * read of the weight; PyTorch's bf16 GEMV on CPUs without native bf16 arithmetic widens and sums
- * one row at a time and reads ~10 GB/s per core, under half of what memory gives. Here eight
- * weight rows are read together, each widened once per step and fed to its own accumulator (eight
- * independent chains keep both FMA pipes busy), and the rows are split over the threads.
+ * one row at a time and reads ~10 GB/s per core, under half of what memory gives. Here each
+ * weight row is read in steps of 32 values widened eight at a time, each eight fed to its own
+ * accumulator (four independent chains keep both FMA pipes busy), and the rows are split over
+ * the threads: the product reads a large weight as fast as a plain sum reads memory.
  *
  * x: [m, k] fp32 contiguous; W: [n, k] bf16 (as uint16) or fp32, rows contiguous, row stride
  * free; bias: [n] fp32 or NULL; y: [m, n] fp32 contiguous. Sums are in fp32; x is never rounded.
