@@ -45,7 +45,7 @@ class DecoderLayer(nn.Module):
         self.shared_mlp = SharedMLP(config.hidden_size, config.shared_intermediate_size)
         self.block_sparse_moe = MoE(config) if config.has_experts else None
         self._step: LayerStep | None = None  # see _decode_step
-        self.register_load_state_dict_post_hook(lambda layer, _: layer._forget_step())
+        self.register_load_state_dict_post_hook(_forget_step_after_load)
 
     def forward(self, x: torch.Tensor, state: LayerState | None, pad: torch.Tensor | None,
                 attention: AttentionInputs) -> torch.Tensor:
@@ -84,6 +84,10 @@ class DecoderLayer(nn.Module):
     def _apply(self, fn, *args, **kwargs):
         self._forget_step()
         return super()._apply(fn, *args, **kwargs)
+
+
+def _forget_step_after_load(layer: DecoderLayer, incompatible_keys) -> None:
+    layer._forget_step()  # (a module-level function: a model with this hook still pickles)
 
 
 class Backbone(nn.Module):

@@ -82,8 +82,8 @@ int tome_mamba_layer(const float *x, float *out, const float *input_norm, const 
 /* An attention layer (no biases, no RoPE). The new key and value go to `new_key` / `new_value`
  * (the cache's slot for this position: element strides per batch and per KV head given); then
  * the query attends over `segments` (attention_native.c's table), which must already include
- * that slot. scratch: b * (2 * hidden + 2 * q_size + 2 * kv_size + heads * group + 3 * width +
- * hidden) floats, q_size = kv_heads * group * head_dim, kv_size = kv_heads * head_dim. */
+ * that slot. scratch: b * (4 * hidden + 2 * q_size + 2 * kv_size + kv_heads * group + 3 * width)
+ * floats, q_size = kv_heads * group * head_dim, kv_size = kv_heads * head_dim. */
 int tome_attention_layer(const float *x, float *out, const float *input_norm, const float *post_norm,
                          const void *mlp_in, const void *mlp_out, const void *wq, const void *wk, const void *wv,
                          const void *wo, void *new_key, void *new_value, const int64_t *segments,
