@@ -26,7 +26,7 @@ def segment_table(segments) -> torch.Tensor | None:
     first_k = segments[0][0]
     rows = []
     for keys, values in segments:
-        if (keys.dtype not in _BF16 or values.dtype != keys.dtype or keys.dtype != first_k.dtype
+        if (keys.dim() != 4 or keys.dtype not in _BF16 or values.dtype != keys.dtype or keys.dtype != first_k.dtype
                 or keys.device.type != "cpu" or values.device.type != "cpu" or keys.shape != values.shape
                 or keys.shape[:2] != first_k.shape[:2] or keys.shape[3] != first_k.shape[3]
                 or keys.stride(-1) != 1 or values.stride(-1) != 1):

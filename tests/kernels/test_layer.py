@@ -122,3 +122,4 @@ def test_segment_table_refuses_mixed_dtypes():
     k = torch.zeros(1, 2, 4, 8)
     assert attention_native.segment_table([(k, k), (k.bfloat16(), k.bfloat16())]) is None
     assert attention_native.segment_table([(k, k)]).tolist()[0][2:] == [4, 64, 32, 8, 64, 32, 8]
+    assert attention_native.segment_table([(k[0], k[0])]) is None  # not [b, kv_heads, n, d]
