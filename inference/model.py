@@ -71,12 +71,17 @@ class DecoderLayer(nn.Module):
         """The parameters a decoded token reads, gathered once and kept (with them the C kernel's
         checked arguments, kernels/layer_native.py: ~100 us per layer and token otherwise); dropped
         when the layer's parameters are converted (`.to()`, `.float()`) or loaded."""
-        if self._step is None:
+        if self._step is None or not self._step_is_current():
             mixer = self.mamba.decode_step() if hasattr(self, "mamba") else self.self_attn.decode_step()
             self._step = LayerStep(self.input_layernorm.weight, self.post_attention_layernorm.weight,
                                    self.input_layernorm.eps, self.residual_multiplier, mixer,
                                    self.shared_mlp.input_linear.weight, self.shared_mlp.output_linear.weight)
         return self._step
+
+    def _step_is_current(self) -> bool:
+        """The kept step holds the parameters themselves (a conversion swaps their storage under it,
+        which kernels/layer_native.py notices) except the Mamba conv taps, a view: check that one."""
+        return not hasattr(self, "mamba") or self._step.mixer.conv.data_ptr() == self.mamba.conv1d.weight.data_ptr()
 
     def _forget_step(self) -> None:
         self._step = None

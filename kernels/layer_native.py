@@ -18,7 +18,7 @@ from kernels.matmul import compute_dtype
 
 _F32 = torch.float32
 _BF16 = {torch.bfloat16: 1, torch.float32: 0}  # the C code's flag for a weight's or the cache's dtype
-_plans: dict[int, tuple] = {}  # id(step) -> (weak reference to it, its plan or None); leaves with it
+_plans: dict[int, tuple] = {}  # id(step) -> (weak ref to it, its tensors, their addresses, plan or None); leaves with it
 
 
 def available() -> bool:
@@ -33,10 +33,12 @@ def _library() -> ctypes.CDLL | None:
 def layer_step(x, step: layer.LayerStep, state):
     """Same contract as `kernels.layer.layer_step`."""
     entry = _plans.get(id(step))
-    if entry is None or entry[0]() is not step:
-        key = id(step)
-        entry = _plans[key] = (weakref.ref(step, lambda _, key=key: _plans.pop(key, None)), _plan(step, x.shape[-1]))
-    plan = entry[1]
+    if entry is None or entry[0]() is not step or [t.data_ptr() for t in entry[1]] != entry[2]:
+        # new, or a parameter's storage replaced (`.data =`): the plan's addresses would dangle
+        key, tensors = id(step), _tensors(step)
+        entry = _plans[key] = (weakref.ref(step, lambda _, key=key: _plans.pop(key, None)), tensors,
+                               [t.data_ptr() for t in tensors], _plan(step, x.shape[-1]))
+    plan = entry[3]
     b, _, hidden = x.shape
     if plan is None or x.dtype != _F32 or not x.is_contiguous() or hidden != plan.hidden:
         return layer.layer_step(x, step, state)
@@ -46,6 +48,17 @@ def layer_step(x, step: layer.LayerStep, state):
     if call is None or plan.function(*call):
         return layer.layer_step(x, step, state)
     return out
+
+
+def _tensors(step: layer.LayerStep) -> list[torch.Tensor]:
+    """Every tensor of the step, whose addresses a plan holds."""
+    mixer = step.mixer
+    if isinstance(mixer, MambaStep):
+        mixed = [mixer.in_proj, mixer.in_bias, mixer.conv, mixer.conv_bias, mixer.dt_bias, mixer.A_log, mixer.D,
+                 mixer.norm, mixer.out_proj, mixer.out_bias]
+    else:
+        mixed = [mixer.q_proj, mixer.k_proj, mixer.v_proj, mixer.o_proj, *mixer.biases]
+    return [t for t in (step.input_norm, step.post_norm, step.mlp_in, step.mlp_out, *mixed) if t is not None]
 
 
 class _Plan:

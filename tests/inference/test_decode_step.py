@@ -8,6 +8,7 @@ import torch
 
 import kernels
 from inference import HybridModel
+from inference.model import DecoderLayer
 from inference.shapes import write_random_checkpoint
 from kernels import layer_native
 from tests.inference.tiny import close
@@ -66,3 +67,24 @@ def test_a_converted_model_decodes_with_its_new_weights(smoke_folder):
         expected_tokens, expected = _decode(model, prompt, 4, fork=False)
     assert tokens == expected_tokens
     close(logits, expected, rel=1e-4)
+
+
+def test_parameters_replaced_under_a_kept_step_are_seen(smoke_folder, monkeypatch):
+    """New storage for a layer's parameters (`p.data = ...`, as converting one sub-module does) under
+    the kept step: the C call must use the new weights, not the old addresses (freed memory) nor
+    the old conv taps (a view kept by the step)."""
+    model = HybridModel.from_pretrained(smoke_folder, dtype=torch.bfloat16)
+    prompt = torch.randint(3, 4000, (1, 9), generator=torch.Generator().manual_seed(2))
+    _decode(model, prompt, 2, fork=False)
+    for layer in model.model.layers:
+        for part in (layer.mamba if hasattr(layer, "mamba") else layer.self_attn, layer.shared_mlp):
+            for p in part.parameters():
+                p.data = p.data.flip(0).clone()  # other values, new storage
+        if hasattr(layer, "mamba"):  # taps large enough to matter (the random ones are ~0.02)
+            conv = layer.mamba.conv1d.weight
+            conv.data = torch.randn(conv.shape, generator=torch.Generator().manual_seed(3)).to(conv.dtype)
+    tokens, logits = _decode(model, prompt, 4, fork=False)
+    monkeypatch.setattr(DecoderLayer, "_decodes_in_one_op", lambda layer, attention: False)  # no kept step at all
+    expected_tokens, expected = _decode(model, prompt, 4, fork=False)
+    assert tokens == expected_tokens
+    close(logits, expected, rel=2e-2)
