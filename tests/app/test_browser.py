@@ -96,8 +96,17 @@ def test_upload_ask_and_see_a_cited_answer_in_a_real_browser(chromium, server, t
         expect(page.get_by_text("laws of the State of Delaware").first).to_be_visible()
         expect(page.get_by_text("Mutual Non-Disclosure Agreement").first).to_be_visible()
         source.click()  # the expander opens on the quoted passage and the page viewer button
-        page.get_by_role("button", name="View page 3").click()
         dialog = page.get_by_role("dialog")
+        for attempt in range(3):
+            # A click that lands while the app is still rerunning (the answer's last pieces) can be
+            # dropped by Streamlit with that run (2 CI runs in ~20); a person clicks again, so do we.
+            page.get_by_role("button", name="View page 3").click()
+            try:
+                expect(dialog).to_be_visible(timeout=20_000)
+                break
+            except AssertionError:
+                if attempt == 2:
+                    raise
         # The dialog renders the PDF page first: under a loaded CI machine that takes more than the
         # default 5 s.
         expect(dialog.locator("mark")).to_contain_text("governed by the laws of the State of Delaware",
