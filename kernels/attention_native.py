@@ -9,7 +9,6 @@ import torch
 
 from kernels import attention, native
 
-_BF16 = {torch.bfloat16: 1, torch.float32: 0}  # the C code's flag for the cache's dtype
 
 
 def available() -> bool:
@@ -26,8 +25,9 @@ def segment_table(segments) -> torch.Tensor | None:
     first_k = segments[0][0]
     rows = []
     for keys, values in segments:
-        if (keys.dim() != 4 or keys.dtype not in _BF16 or values.dtype != keys.dtype or keys.dtype != first_k.dtype
-                or keys.device.type != "cpu" or values.device.type != "cpu" or keys.shape != values.shape
+        if (keys.dim() != 4 or keys.dtype not in native.BF16_FLAG or keys.dtype != first_k.dtype
+                or values.dtype != keys.dtype or keys.device.type != "cpu" or values.device.type != "cpu"
+                or keys.shape != values.shape
                 or keys.shape[:2] != first_k.shape[:2] or keys.shape[3] != first_k.shape[3]
                 or keys.stride(-1) != 1 or values.stride(-1) != 1):
             return None
@@ -47,7 +47,8 @@ def decode_attention(q, keys, values, scale, key_bias=None):
     queries = q.float().contiguous()  # [b, nh, 1, d] is [b, nkv, group, d]: the heads sharing a KV head are adjacent
     bias = None if key_bias is None else key_bias.float().contiguous()
     out, lse = torch.empty(b, nh, 1, d), torch.empty(b, nh, 1)
-    failed = library.tome_decode_attention(queries.data_ptr(), table.data_ptr(), 1, 0 if bias is None else bias.data_ptr(),
-                                           out.data_ptr(), lse.data_ptr(), b, nkv, nh // nkv, d, scale, _BF16[keys.dtype],
+    failed = library.tome_decode_attention(queries.data_ptr(), table.data_ptr(), 1,
+                                           0 if bias is None else bias.data_ptr(), out.data_ptr(), lse.data_ptr(),
+                                           b, nkv, nh // nkv, d, scale, native.BF16_FLAG[keys.dtype],
                                            torch.get_num_threads())
     return attention.decode_attention(q, keys, values, scale, key_bias) if failed else (out, lse)

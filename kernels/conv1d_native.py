@@ -10,7 +10,6 @@ import torch
 
 from kernels import conv1d, native
 
-_BF16 = {torch.bfloat16: 1, torch.float32: 0}  # the C code's flag for the state's dtype
 
 
 def available() -> bool:
@@ -24,7 +23,7 @@ def _library() -> ctypes.CDLL | None:
 def causal_conv1d_step(x, weight, bias, state):
     """Same contract as `kernels.conv1d.causal_conv1d_step`."""
     library = _library()
-    bf16 = _BF16.get(state.dtype)
+    bf16 = native.BF16_FLAG.get(state.dtype)
     fp32 = [t for t in (x, weight, bias) if t is not None]
     if (library is None or bf16 is None or x.device.type != "cpu"
             or not all(t.dtype == torch.float32 and t.is_contiguous() for t in fp32) or not state.is_contiguous()):

@@ -17,8 +17,8 @@ from kernels.mamba import MambaStep
 from kernels.matmul import compute_dtype
 
 _F32 = torch.float32
-_BF16 = {torch.bfloat16: 1, torch.float32: 0}  # the C code's flag for a weight's or the cache's dtype
-_plans: dict[int, tuple] = {}  # id(step) -> (weak ref to it, its tensors, their addresses, plan or None); leaves with it
+# id(step) -> (weak reference to it, its tensors, their addresses, its plan or None); leaves with the step
+_plans: dict[int, tuple] = {}
 
 
 def available() -> bool:
@@ -44,7 +44,7 @@ def layer_step(x, step: layer.LayerStep, state):
         return layer.layer_step(x, step, state)
     out = torch.empty(b, 1, hidden)
     scratch = torch.empty(b * plan.scratch_per_row + plan.scratch_extra)
-    call, keep = plan.arguments(x, out, scratch, state)  # keep: what the arguments point into, alive until the call ends
+    call, keep = plan.arguments(x, out, scratch, state)  # keep: what the call points into, alive until it ends
     if call is None or plan.function(*call):
         return layer.layer_step(x, step, state)
     return out
@@ -75,7 +75,7 @@ def _plan(step: layer.LayerStep, hidden: int) -> _Plan | None:
     """The layer's plan, or None when the C code does not take this layer."""
     library, weights = _library(), step.mlp_in.dtype
     width = step.mlp_out.shape[1] if step.mlp_out.dim() == 2 else 0
-    if (library is None or weights not in _BF16 or compute_dtype(weights, "cpu") != _F32
+    if (library is None or weights not in native.BF16_FLAG or compute_dtype(weights, "cpu") != _F32
             or step.mlp_in.device.type != "cpu" or step.mlp_out.dtype != weights
             or step.mlp_in.shape != (2 * width, hidden) or step.mlp_out.shape != (hidden, width)
             or not all(t.is_contiguous() for t in (step.mlp_in, step.mlp_out))
@@ -120,10 +120,11 @@ def _attention_plan(library, step, hidden, width, weights, mlp, mlp_scratch) -> 
         return None
     group = mixer.heads // nkv
     fixed = [None, None, *mlp, *(w.data_ptr() for w in projections)]
-    plan = _Plan(library.tome_attention_layer, hidden, mlp_scratch,
-                 2 * hidden + 2 * nkv * group * d + 2 * nkv * d + nkv * group + mlp_scratch, 0, fixed, _attention_arguments)
+    # per row, as tome_attention_layer lays it out: h, q, k, v, the attended, lse, the mixer's output, the MLP's
+    scratch = 2 * hidden + 2 * nkv * group * d + 2 * nkv * d + nkv * group + mlp_scratch
+    plan = _Plan(library.tome_attention_layer, hidden, mlp_scratch, scratch, 0, fixed, _attention_arguments)
     plan.sizes = (nkv, group, d, width)
-    plan.scalars = (mixer.scale, step.residual, step.eps, _BF16[weights])
+    plan.scalars = (mixer.scale, step.residual, step.eps, native.BF16_FLAG[weights])
     return plan
 
 
@@ -131,7 +132,7 @@ def _attention_arguments(plan: _Plan, x, out, scratch, slot: layer.KVSlot) -> tu
     b, hidden = x.shape[0], plan.hidden
     nkv, group, d, width = plan.sizes
     cache = slot.keys.dtype
-    if cache not in _BF16 or slot.keys.shape[:2] != (b, nkv) or slot.keys.shape[3] != d:
+    if cache not in native.BF16_FLAG or slot.keys.shape[:2] != (b, nkv) or slot.keys.shape[3] != d:
         return None, None
     table = attention_native.segment_table([*slot.earlier, (slot.keys, slot.values)])
     if table is None:
@@ -142,4 +143,4 @@ def _attention_arguments(plan: _Plan, x, out, scratch, slot: layer.KVSlot) -> tu
     call[0], call[1] = x.data_ptr(), out.data_ptr()
     return call + [new_key.data_ptr(), new_value.data_ptr(), table.data_ptr(), table.shape[0], scratch.data_ptr(),
                    b, hidden, nkv, group, d, width, *new_key.stride()[:2], *new_value.stride()[:2], scale, residual,
-                   eps, weights_bf16, _BF16[cache], torch.get_num_threads()], table
+                   eps, weights_bf16, native.BF16_FLAG[cache], torch.get_num_threads()], table

@@ -8,7 +8,6 @@ from kernels import mamba, native
 from kernels.matmul import compute_dtype
 
 _F32 = torch.float32
-_BF16 = {torch.bfloat16: 1, torch.float32: 0}  # the C code's flags for the weights' and conv state's dtypes
 
 
 def available() -> bool:
@@ -51,7 +50,7 @@ class StaticArguments(list):
 def static_arguments(step: mamba.MambaStep, hidden: int) -> StaticArguments | None:
     """The mixer's part of a call, checked once (a decode keeps it for every token), or None when
     the C code does not take this mixer (the PyTorch path then runs, and says what does not fit)."""
-    weights_bf16 = _BF16.get(step.in_proj.dtype)
+    weights_bf16 = native.BF16_FLAG.get(step.in_proj.dtype)
     small = [t for t in (step.in_bias, step.conv, step.conv_bias, step.dt_bias, step.A_log, step.D, step.norm,
                          step.out_bias) if t is not None]
     if (weights_bf16 is None or step.out_proj.dtype != step.in_proj.dtype or step.in_proj.device.type != "cpu"
@@ -62,7 +61,8 @@ def static_arguments(step: mamba.MambaStep, hidden: int) -> StaticArguments | No
     d_inner = step.heads * step.head_dim
     conv_dim, taps = step.conv.shape
     if (conv_dim != d_inner + 2 * step.groups * step.state_size
-            or step.in_proj.shape != (d_inner + conv_dim + step.heads, hidden) or step.out_proj.shape != (hidden, d_inner)
+            or step.in_proj.shape != (d_inner + conv_dim + step.heads, hidden)
+            or step.out_proj.shape != (hidden, d_inner)
             or any(t is not None and t.numel() != size for t, size in (
                 (step.in_bias, step.in_proj.shape[0]), (step.conv_bias, conv_dim), (step.dt_bias, step.heads),
                 (step.A_log, step.heads), (step.D, step.heads), (step.norm, d_inner), (step.out_bias, hidden)))):
@@ -85,7 +85,7 @@ def arguments(fixed: StaticArguments, h, conv_state, ssm_state, out, scratch) ->
     as `fixed` says), or None when the states do not fit (the PyTorch path then runs)."""
     b, _, hidden = h.shape
     if (h.dtype != _F32 or not h.is_contiguous() or hidden != fixed[16] or out.shape != (b, 1, hidden)
-            or conv_state.dtype not in _BF16 or ssm_state.dtype != _F32
+            or conv_state.dtype not in native.BF16_FLAG or ssm_state.dtype != _F32
             or conv_state.shape[1:] != fixed.shapes[0] or ssm_state.shape[1:] != fixed.shapes[1]
             or conv_state.shape[0] != b or ssm_state.shape[0] != b
             or not conv_state.is_contiguous() or not ssm_state.is_contiguous()):
@@ -93,5 +93,5 @@ def arguments(fixed: StaticArguments, h, conv_state, ssm_state, out, scratch) ->
     call = list(fixed)
     call[0], call[5], call[9], call[13], call[14], call[15] = (
         h.data_ptr(), conv_state.data_ptr(), ssm_state.data_ptr(), out.data_ptr(), scratch.data_ptr(), b)
-    call[26], call[27] = _BF16[conv_state.dtype], torch.get_num_threads()
+    call[26], call[27] = native.BF16_FLAG[conv_state.dtype], torch.get_num_threads()
     return call

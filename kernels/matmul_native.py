@@ -13,7 +13,6 @@ import torch
 
 from kernels import native
 
-_BF16 = {torch.bfloat16: 1, torch.float32: 0}  # the C code's flag for the weight's dtype
 _plans: dict[int, tuple] = {}  # id(weight) -> (weak reference to it, its data_ptr, its plan); leaves with it
 
 
@@ -27,7 +26,7 @@ def available() -> bool:
 
 def _plan(weight: torch.Tensor) -> tuple | None:
     """(C function, n, k, row stride, bf16 flag) for this weight, or None when the C code does not take it."""
-    library, bf16 = _library(), _BF16.get(weight.dtype)
+    library, bf16 = _library(), native.BF16_FLAG.get(weight.dtype)
     if library is None or bf16 is None or weight.device.type != "cpu" or weight.dim() != 2 or weight.stride(1) != 1:
         return None
     return library.tome_gemv, weight.shape[0], weight.shape[1], weight.stride(0), bf16

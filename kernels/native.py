@@ -26,6 +26,8 @@ import tempfile
 import warnings
 from pathlib import Path
 
+import torch
+
 HERE = Path(__file__).parent
 # Tried in order: the first set this compiler accepts is used (Apple's clang has neither
 # -march=native on arm64 nor -fopenmp without extra installs).
@@ -33,6 +35,10 @@ FLAG_SETS = (
     ["-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-std=gnu11"],
     ["-O3", "-fopenmp", "-fPIC", "-shared", "-std=gnu11"],
 )
+
+
+# The flag every C kernel takes for a tensor's dtype (weights, caches, states): bf16 (passed as uint16) or fp32.
+BF16_FLAG = {torch.bfloat16: 1, torch.float32: 0}
 
 
 class NativeBuildError(RuntimeError):
