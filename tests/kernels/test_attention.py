@@ -31,6 +31,7 @@ def test_native_kernel_builds_where_a_compiler_exists():
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("b, heads, kv_heads, n, d", [
     (1, 12, 4, 3000, 64),   # h-350m's heads; several blocks of keys and a ragged last one
+    (1, 6, 2, 1100, 128),   # h-1b's and h-tiny's group of three and head size
     (2, 4, 4, 5, 128),      # no grouping, fewer keys than one group of rows
     (1, 8, 2, 1, 64),       # a single key
     (1, 16, 1, 1029, 32),   # one KV head for sixteen queries
@@ -67,7 +68,7 @@ def test_torch_path_matches_reference(dtype):
 
 
 def test_shapes_the_kernel_declines_take_the_torch_path():
-    q, keys, values = _inputs(1, 4, 2, 50, 12, torch.float32, seed=6)  # head_dim 12: not a multiple of 8
+    q, keys, values = _inputs(1, 4, 2, 50, 12, torch.float32, seed=6)  # head_dim 12: not a multiple of 16
     out, lse = attention_native.decode_attention(q, keys, values, 0.3)
     out_ref, lse_ref = attention.decode_attention_ref(q, keys, values, 0.3)
     close(out, out_ref, 1e-5)
