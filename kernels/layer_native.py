@@ -8,7 +8,6 @@ anew was ~100 us of Python per layer and token, a tenth of a decoded token on h-
 """
 
 import ctypes
-import weakref
 
 import torch
 
@@ -17,8 +16,7 @@ from kernels.mamba import MambaStep
 from kernels.matmul import compute_dtype
 
 _F32 = torch.float32
-# id(step) -> (weak reference to it, its tensors, their addresses, its plan or None); leaves with the step
-_plans: dict[int, tuple] = {}
+_plans: dict[int, tuple] = {}  # each step's plan (or None), kept by `native.kept_plan`
 
 
 def available() -> bool:
@@ -32,13 +30,7 @@ def _library() -> ctypes.CDLL | None:
 
 def layer_step(x, step: layer.LayerStep, state):
     """Same contract as `kernels.layer.layer_step`."""
-    entry = _plans.get(id(step))
-    if entry is None or entry[0]() is not step or [t.data_ptr() for t in entry[1]] != entry[2]:
-        # new, or a parameter's storage replaced (`.data =`): the plan's addresses would dangle
-        key, tensors = id(step), _tensors(step)
-        entry = _plans[key] = (weakref.ref(step, lambda _, key=key: _plans.pop(key, None)), tensors,
-                               [t.data_ptr() for t in tensors], _plan(step, x.shape[-1]))
-    plan = entry[3]
+    plan = native.kept_plan(_plans, step, lambda: _tensors(step), lambda: _plan(step, x.shape[-1]))
     b, _, hidden = x.shape
     if plan is None or x.dtype != _F32 or not x.is_contiguous() or hidden != plan.hidden:
         return layer.layer_step(x, step, state)

@@ -7,13 +7,12 @@ and kept with it (`_plans`, dropped with the weight): the Python around a call w
 """
 
 import ctypes
-import weakref
 
 import torch
 
 from kernels import native
 
-_plans: dict[int, tuple] = {}  # id(weight) -> (weak reference to it, its data_ptr, its plan); leaves with it
+_plans: dict[int, tuple] = {}  # each weight's plan (or None), kept by `native.kept_plan`
 
 
 def _library() -> ctypes.CDLL | None:
@@ -34,11 +33,7 @@ def _plan(weight: torch.Tensor) -> tuple | None:
 
 def gemv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor | None:
     """x @ weight.T + bias in fp32 for a few rows of x, or None when the C code does not take it."""
-    entry, address = _plans.get(id(weight)), weight.data_ptr()
-    if entry is None or entry[0]() is not weight or entry[1] != address:  # new, or its storage replaced (.data =)
-        key = id(weight)
-        entry = _plans[key] = (weakref.ref(weight, lambda _, key=key: _plans.pop(key, None)), address, _plan(weight))
-    plan = entry[2]
+    plan = native.kept_plan(_plans, weight, lambda: [weight], lambda: _plan(weight))
     if plan is None or (bias is not None and bias.dtype != torch.float32):
         return None
     function, n, k, stride, bf16 = plan
@@ -48,6 +43,6 @@ def gemv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> to
     if rows.dtype != torch.float32 or not rows.is_contiguous():
         rows = rows.float().contiguous()
     out = torch.empty(*x.shape[:-1], n)  # sizes as ints: a torch.Size argument costs PyTorch ~4 us more
-    failed = function(rows.data_ptr(), address, 0 if bias is None else bias.contiguous().data_ptr(),
+    failed = function(rows.data_ptr(), weight.data_ptr(), 0 if bias is None else bias.contiguous().data_ptr(),
                       out.data_ptr(), rows.shape[0], n, k, stride, bf16, torch.get_num_threads())
     return None if failed else out

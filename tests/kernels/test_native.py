@@ -1,10 +1,12 @@
 """Building C kernels on first use: cached per source, compiler and CPU; a failure is a warning and None."""
 
 import ctypes
+import gc
 import shutil
 import warnings
 
 import pytest
+import torch
 
 from kernels import attention, attention_native, dispatch, native, ssd, ssd_native
 
@@ -75,3 +77,20 @@ def test_a_changed_header_rebuilds(tmp_path):
     assert native.build(source, tmp_path / "cache").value() == 1
     (tmp_path / "value.h").write_text("#define VALUE 2\n")
     assert native.build(source, tmp_path / "cache").value() == 2
+
+
+def test_a_kept_plan_is_rebuilt_for_new_storage_and_leaves_with_its_owner():
+    plans, built = {}, []
+    weight = torch.ones(4, 8)
+
+    def make():
+        built.append(weight.data_ptr())
+        return len(built)
+
+    assert native.kept_plan(plans, weight, lambda: [weight], make) == 1
+    assert native.kept_plan(plans, weight, lambda: [weight], make) == 1  # kept
+    weight.data = torch.zeros(4, 8)  # new storage, same tensor object
+    assert native.kept_plan(plans, weight, lambda: [weight], make) == 2 and built[1] == weight.data_ptr()
+    del weight
+    gc.collect()
+    assert plans == {}  # the plan held no strong reference to its owner
