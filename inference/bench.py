@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m inference.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--shape", default="h-350m", choices=[*shapes.RELEASED, "smoke"])
+    parser.add_argument("--shape", default="h-350m", choices=[*shapes.RELEASED, *shapes.SMOKES])
     parser.add_argument("--dtypes", default="bf16,fp32", help="comma-separated: bf16, fp32")
     parser.add_argument("--lengths", default="1K,4K,16K,64K", help="comma-separated token counts (K = 1024)")
     parser.add_argument("--threads", type=int, default=os.cpu_count())

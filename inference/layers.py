@@ -11,6 +11,7 @@ from torch import nn
 import kernels
 from inference.config import HybridConfig
 from kernels.matmul import linear
+from kernels.moe import moe_block
 
 
 class Linear(nn.Linear):
@@ -71,10 +72,6 @@ class MoE(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         tokens = x.reshape(-1, x.shape[-1])  # [b*t, H]
-        top_weights, top_index = kernels.moe_route(self.router.layer(tokens), self.top_k)
-        w_in, w_out = self.input_linear.weight, self.output_linear.weight
-        # The kernels take tokens in the experts' dtype; fp32 activations of a bf16 model are
-        # rounded to it, and the torch path still multiplies in fp32 (kernels/matmul.py).
-        top_weights = top_weights.to(w_in.dtype)
-        out = kernels.moe_experts(tokens.to(w_in.dtype), top_index, top_weights, w_in, w_out)
-        return out.view(x.shape).to(x.dtype)
+        out = moe_block(tokens, self.router.layer.weight, self.input_linear.weight, self.output_linear.weight,
+                        self.top_k, kernels.moe_route, kernels.moe_experts)
+        return out.view(x.shape)

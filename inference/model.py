@@ -21,7 +21,7 @@ from inference.config import MAMBA, HybridConfig
 from inference.errors import CheckpointError, InferenceError
 from inference.layers import Linear, MoE, RMSNorm, SharedMLP
 from inference.mamba import Mamba2Mixer
-from kernels.layer import LayerStep
+from kernels.layer import ExpertsStep, LayerStep
 from kernels.matmul import compute_dtype, linear
 
 # Tokens per forward pass when a longer input is read in pieces. Peak memory is the weights, the
@@ -62,10 +62,9 @@ class DecoderLayer(nn.Module):
         return torch.add(x, ffn, alpha=self.residual_multiplier)
 
     def _decodes_in_one_op(self, attention: AttentionInputs) -> bool:
-        """Whether a decoded token takes `kernels.layer_step` (one C call per layer on a CPU): not
-        with routed experts, nor in attention with padding or RoPE (the layer-by-op path does those)."""
-        return self.block_sparse_moe is None and (
-            hasattr(self, "mamba") or (attention.key_bias is None and attention.rope is None))
+        """Whether a decoded token takes `kernels.layer_step` (one C call per layer on a CPU): not in
+        attention with padding or RoPE (the layer-by-op path does those)."""
+        return hasattr(self, "mamba") or (attention.key_bias is None and attention.rope is None)
 
     def _decode_step(self) -> LayerStep:
         """The parameters a decoded token reads, gathered once and kept (with them the C kernel's
@@ -73,9 +72,13 @@ class DecoderLayer(nn.Module):
         when the layer's parameters are converted (`.to()`, `.float()`) or loaded."""
         if self._step is None or not self._step_is_current():
             mixer = self.mamba.decode_step() if hasattr(self, "mamba") else self.self_attn.decode_step()
+            moe, experts = self.block_sparse_moe, None
+            if moe is not None:
+                experts = ExpertsStep(moe.router.layer.weight, moe.input_linear.weight, moe.output_linear.weight,
+                                      moe.top_k)
             self._step = LayerStep(self.input_layernorm.weight, self.post_attention_layernorm.weight,
                                    self.input_layernorm.eps, self.residual_multiplier, mixer,
-                                   self.shared_mlp.input_linear.weight, self.shared_mlp.output_linear.weight)
+                                   self.shared_mlp.input_linear.weight, self.shared_mlp.output_linear.weight, experts)
         return self._step
 
     def _step_is_current(self) -> bool:

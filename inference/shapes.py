@@ -22,16 +22,19 @@ RELEASED = {
     "h-micro": (2048, 40, (5, 15, 25, 35), 32, 8, 64, 64, 0, 0, 8192, 8192, 0.015625, 0.22, 8.0),
     "h-tiny": (1536, 40, (5, 15, 25, 35), 12, 4, 48, 64, 64, 6, 512, 1024, 0.0078125, 0.22, 6.0),
 }
-# A small hybrid for smoke runs of the benchmark (seconds, not hours).
-SMOKE = (128, 4, (2,), 4, 2, 4, 64, 0, 0, 256, 256, 0.03125, 0.25, 2.0)
+# Small hybrids for smoke runs of the benchmark (seconds, not hours) and tests: dense, and with
+# eight routed experts of which two run per token, as h-tiny routes.
+SMOKES = {"smoke": (128, 4, (2,), 4, 2, 4, 64, 0, 0, 256, 256, 0.03125, 0.25, 2.0),
+          "smoke-moe": (128, 4, (2,), 4, 2, 4, 64, 8, 2, 64, 256, 0.03125, 0.25, 2.0)}
 
 
 def config_dict(name: str) -> dict:
-    """The config.json of a released shape ("smoke": a tiny hybrid)."""
-    H, L, attention, nh, nkv, mh, md, E, k, I, S, attn_mult, residual, logits = SMOKE if name == "smoke" else RELEASED[name]
+    """The config.json of a released shape (or of a smoke shape: a tiny hybrid)."""
+    smoke = name in SMOKES
+    H, L, attention, nh, nkv, mh, md, E, k, I, S, attn_mult, residual, logits = SMOKES[name] if smoke else RELEASED[name]
     return {
         "model_type": "granitemoehybrid", "architectures": ["GraniteMoeHybridForCausalLM"],
-        "vocab_size": 4096 if name == "smoke" else V, "hidden_size": H, "num_hidden_layers": L,
+        "vocab_size": 4096 if smoke else V, "hidden_size": H, "num_hidden_layers": L,
         "layer_types": ["attention" if i in attention else "mamba" for i in range(L)],
         "num_attention_heads": nh, "num_key_value_heads": nkv, "mamba_n_heads": mh, "mamba_d_head": md,
         "mamba_d_state": 128, "mamba_n_groups": 1, "mamba_d_conv": 4, "mamba_expand": 2, "mamba_chunk_size": 256,
@@ -40,7 +43,7 @@ def config_dict(name: str) -> dict:
         "attention_multiplier": attn_mult, "residual_multiplier": residual, "logits_scaling": logits,
         "rms_norm_eps": 1e-5, "position_embedding_type": "nope", "tie_word_embeddings": True,
         "max_position_embeddings": 1 << 20, "bos_token_id": 100257, "eos_token_id": 100257, "pad_token_id": 100256,
-    } | ({"bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0} if name == "smoke" else {})
+    } | ({"bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0} if smoke else {})
 
 
 def config(name: str) -> HybridConfig:

@@ -4,6 +4,7 @@
     mixed = mixer step(h)                         (Mamba-2: kernels/mamba.py; attention: below)
     x     = x + m * mixed;   h = rms_norm(x)
     out   = x + m * down(silu(gate(h)) * up(h))   (the shared SwiGLU MLP, [gate; up] fused)
+            (+ m * the routed experts of h, in a MoE layer: kernels/moe.py's moe_block)
 
 Composed here from the single ops, so on a GPU the fast path is theirs; on a CPU the C kernel in
 `layer_native.py` runs the same kernels in one call per layer. A decoded token is ~30 such
@@ -25,6 +26,7 @@ import kernels
 from kernels.attention import decode_attention_ref, merge
 from kernels.matmul import linear
 from kernels.mamba import MambaStep, mamba_step_ref
+from kernels.moe import moe_block, moe_experts_ref, moe_route_ref
 from kernels.norm import add_rms_norm_ref, rms_norm_ref
 
 
@@ -55,6 +57,16 @@ class KVSlot:
 
 
 @dataclasses.dataclass(frozen=True)
+class ExpertsStep:
+    """A MoE layer's routed experts (beside the shared MLP)."""
+
+    router: torch.Tensor  # [experts, hidden]
+    w_in: torch.Tensor  # [experts, 2 * width, hidden]: gate rows, then up rows
+    w_out: torch.Tensor  # [experts, hidden, width]
+    top_k: int
+
+
+@dataclasses.dataclass(frozen=True)
 class LayerStep:
     """What one decode step of a decoder layer reads: its norms, mixer and shared MLP."""
 
@@ -65,12 +77,13 @@ class LayerStep:
     mixer: MambaStep | AttentionStep
     mlp_in: torch.Tensor  # [2 * width, hidden]: gate rows, then up rows
     mlp_out: torch.Tensor  # [hidden, width]
+    experts: ExpertsStep | None = None
 
 
 def layer_step_ref(x, step: LayerStep, state):
     """Same contract as `layer_step`, from the single ops' references."""
     mixer = mamba_step_ref if isinstance(step.mixer, MambaStep) else _attention_step_ref
-    return _composed(x, step, state, rms_norm_ref, add_rms_norm_ref, mixer)
+    return _composed(x, step, state, rms_norm_ref, add_rms_norm_ref, mixer, moe_route_ref, moe_experts_ref)
 
 
 def layer_step(x, step: LayerStep, state):
@@ -85,7 +98,8 @@ def layer_step(x, step: LayerStep, state):
         [b, 1, hidden] fp32, the residual stream after the layer.
     """
     mixer = kernels.mamba_step if isinstance(step.mixer, MambaStep) else attention_step
-    return _composed(x, step, state, kernels.rms_norm, kernels.add_rms_norm, mixer)
+    return _composed(x, step, state, kernels.rms_norm, kernels.add_rms_norm, mixer, kernels.moe_route,
+                     kernels.moe_experts)
 
 
 def attention_step(h, step: AttentionStep, slot: KVSlot):
@@ -108,9 +122,13 @@ def _attention(h, step, slot, attend):
     return linear(out.float().reshape(b, 1, step.heads * d), step.o_proj, o_bias)
 
 
-def _composed(x, step, state, rms_norm, add_rms_norm, mixer):
+def _composed(x, step, state, rms_norm, add_rms_norm, mixer, route, experts):
     h = rms_norm(x, step.input_norm, step.eps)
     mixed = mixer(h, step.mixer, *state) if isinstance(step.mixer, MambaStep) else mixer(h, step.mixer, state)
     x, h = add_rms_norm(x, mixed, step.residual, step.post_norm, step.eps)
     gate, up = linear(h, step.mlp_in).chunk(2, dim=-1)
-    return torch.add(x, linear(F.silu(gate).mul_(up), step.mlp_out), alpha=step.residual)
+    ffn = linear(F.silu(gate).mul_(up), step.mlp_out)
+    if step.experts is not None:
+        e = step.experts
+        ffn = moe_block(h.reshape(-1, h.shape[-1]), e.router, e.w_in, e.w_out, e.top_k, route, experts).view(ffn.shape) + ffn
+    return torch.add(x, ffn, alpha=step.residual)

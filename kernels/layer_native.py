@@ -24,8 +24,8 @@ def available() -> bool:
 
 
 def _library() -> ctypes.CDLL | None:
-    return native.load("layer_native", tome_mamba_layer="pppppppiffp" + mamba_native.SIGNATURE[1:],
-                       tome_attention_layer="p" * 13 + "i" + "p" + "i" * 10 + "fff" + "nnn")
+    return native.load("layer_native", tome_mamba_layer="ppppppppiffp" + mamba_native.SIGNATURE[1:],
+                       tome_attention_layer="p" * 13 + "i" + "pp" + "i" * 10 + "fff" + "nnn")
 
 
 def layer_step(x, step: layer.LayerStep, state):
@@ -50,16 +50,18 @@ def _tensors(step: layer.LayerStep) -> list[torch.Tensor]:
                  mixer.norm, mixer.out_proj, mixer.out_bias]
     else:
         mixed = [mixer.q_proj, mixer.k_proj, mixer.v_proj, mixer.o_proj, *mixer.biases]
-    return [t for t in (step.input_norm, step.post_norm, step.mlp_in, step.mlp_out, *mixed) if t is not None]
+    routed = [] if step.experts is None else [step.experts.router, step.experts.w_in, step.experts.w_out]
+    return [t for t in (step.input_norm, step.post_norm, step.mlp_in, step.mlp_out, *mixed, *routed) if t is not None]
 
 
 class _Plan:
     """A layer's C entry point and what its calls share; `arguments` adds a call's own tensors."""
 
     def __init__(self, function, hidden: int, mlp_scratch: int, scratch_per_row: int, scratch_extra: int, fixed: list,
-                 arguments):
+                 arguments, experts: torch.Tensor | None):
         self.function, self.hidden, self.fixed, self.mlp_scratch = function, hidden, fixed, mlp_scratch
         self.scratch_per_row, self.scratch_extra = scratch_per_row, scratch_extra
+        self.experts = experts  # the routed experts' table the calls point to (kept alive here), or None
         self.arguments = lambda x, out, scratch, state: arguments(self, x, out, scratch, state)
 
 
@@ -74,24 +76,45 @@ def _plan(step: layer.LayerStep, hidden: int) -> _Plan | None:
             or not all(t.dtype == _F32 and t.is_contiguous() and t.shape == (hidden,)
                        for t in (step.input_norm, step.post_norm))):
         return None
+    experts = _experts_table(step.experts, hidden, weights)
+    if experts is False:
+        return None
+    # the MLP's scratch: per row, then the routed experts' (tome_attention_layer's is the last of its scratch)
     mlp = [step.input_norm.data_ptr(), step.post_norm.data_ptr(), step.mlp_in.data_ptr(), step.mlp_out.data_ptr()]
-    mlp_scratch = 2 * hidden + 3 * width
+    mlp_scratch, routed_scratch = 2 * hidden + 3 * width, 0
+    if experts is not None:
+        routed_scratch = step.experts.router.shape[0] + 3 * hidden + 3 * step.experts.w_out.shape[2]
     if isinstance(step.mixer, MambaStep):
         mixer = mamba_native.static_arguments(step.mixer, hidden)
         if mixer is None or step.mixer.in_proj.dtype != weights:
             return None
         # the layer's scratch: the MLP's, h, the mixer's output, then the mixer's own
-        fixed = [None, None, *mlp, None, width, step.residual, step.eps]
+        fixed = [None, None, *mlp, None, 0 if experts is None else experts.data_ptr(), width, step.residual, step.eps]
         plan = _Plan(library.tome_mamba_layer, hidden, mlp_scratch, mlp_scratch + 2 * hidden + mixer.scratch_per_row,
-                     mixer.scratch_extra, fixed, _mamba_arguments)
-        plan.mixer = mixer
+                     routed_scratch + mixer.scratch_extra, fixed, _mamba_arguments, experts)
+        plan.mixer, plan.routed_scratch = mixer, routed_scratch
         return plan
-    return _attention_plan(library, step, hidden, width, weights, mlp, mlp_scratch)
+    return _attention_plan(library, step, hidden, width, weights, mlp, mlp_scratch, experts, routed_scratch)
+
+
+def _experts_table(experts: layer.ExpertsStep | None, hidden: int, weights: torch.dtype):
+    """The C code's table of a MoE layer's routed experts (router, w_in and w_out addresses, their
+    count, width, k), None for a dense layer, False when the C code does not take them."""
+    if experts is None:
+        return None
+    count, width2 = experts.w_in.shape[0], experts.w_in.shape[1]
+    tensors = (experts.router, experts.w_in, experts.w_out)
+    if (not all(t.dtype == weights and t.device.type == "cpu" and t.is_contiguous() for t in tensors)
+            or experts.router.shape != (count, hidden) or experts.w_in.shape != (count, width2, hidden)
+            or width2 % 2 or experts.w_out.shape != (count, hidden, width2 // 2)
+            or (width2 // 2) % 8 or not 1 <= experts.top_k <= min(count, 64)):
+        return False
+    return torch.tensor([t.data_ptr() for t in tensors] + [count, width2 // 2, experts.top_k], dtype=torch.int64)
 
 
 def _mamba_arguments(plan: _Plan, x, out, scratch, state) -> tuple[list | None, None]:
     b, hidden = x.shape[0], plan.hidden
-    sizes = [b * plan.mlp_scratch, b * hidden, b * hidden]
+    sizes = [b * plan.mlp_scratch + plan.routed_scratch, b * hidden, b * hidden]
     _, h, mixed, rest = scratch.split([*sizes, scratch.numel() - sum(sizes)])
     call = mamba_native.arguments(plan.mixer, h.view(b, 1, hidden), *state, mixed.view(b, 1, hidden), rest)
     if call is None:
@@ -101,7 +124,7 @@ def _mamba_arguments(plan: _Plan, x, out, scratch, state) -> tuple[list | None, 
     return fixed + call, None
 
 
-def _attention_plan(library, step, hidden, width, weights, mlp, mlp_scratch) -> _Plan | None:
+def _attention_plan(library, step, hidden, width, weights, mlp, mlp_scratch, experts, routed_scratch) -> _Plan | None:
     mixer = step.mixer
     d, nkv = mixer.head_dim, mixer.kv_heads
     projections = (mixer.q_proj, mixer.k_proj, mixer.v_proj, mixer.o_proj)
@@ -114,7 +137,8 @@ def _attention_plan(library, step, hidden, width, weights, mlp, mlp_scratch) -> 
     fixed = [None, None, *mlp, *(w.data_ptr() for w in projections)]
     # per row, as tome_attention_layer lays it out: h, q, k, v, the attended, lse, the mixer's output, the MLP's
     scratch = 2 * hidden + 2 * nkv * group * d + 2 * nkv * d + nkv * group + mlp_scratch
-    plan = _Plan(library.tome_attention_layer, hidden, mlp_scratch, scratch, 0, fixed, _attention_arguments)
+    plan = _Plan(library.tome_attention_layer, hidden, mlp_scratch, scratch, routed_scratch, fixed,
+                 _attention_arguments, experts)
     plan.sizes = (nkv, group, d, width)
     plan.scalars = (mixer.scale, step.residual, step.eps, native.BF16_FLAG[weights])
     return plan
@@ -133,6 +157,7 @@ def _attention_arguments(plan: _Plan, x, out, scratch, slot: layer.KVSlot) -> tu
     scale, residual, eps, weights_bf16 = plan.scalars
     call = list(plan.fixed)
     call[0], call[1] = x.data_ptr(), out.data_ptr()
+    experts = 0 if plan.experts is None else plan.experts.data_ptr()
     return call + [new_key.data_ptr(), new_value.data_ptr(), table.data_ptr(), table.shape[0], scratch.data_ptr(),
-                   b, hidden, nkv, group, d, width, *new_key.stride()[:2], *new_value.stride()[:2], scale, residual,
-                   eps, weights_bf16, native.BF16_FLAG[cache], torch.get_num_threads()], table
+                   experts, b, hidden, nkv, group, d, width, *new_key.stride()[:2], *new_value.stride()[:2], scale,
+                   residual, eps, weights_bf16, native.BF16_FLAG[cache], torch.get_num_threads()], table

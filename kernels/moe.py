@@ -98,3 +98,18 @@ def moe_experts(x, top_k_index, top_k_weights, w_in, w_out):
             out.index_add_(0, token[rows], y.to(out.dtype))
             start += count
     return out
+
+
+def moe_block(x, router, w_in, w_out, k, route, experts):
+    """A MoE layer's routed experts for tokens x [T, H] (fp32 or the model's dtype), with the
+    `route` and `experts` ops given (dispatched or references): the router's logits in the compute
+    dtype, top-k, then the experts on x and weights rounded to the experts' dtype (the expert
+    kernels take tokens in it), their sum back in x's dtype. The model's MoE layer and the decode
+    step's composition (`kernels.layer`) both run this.
+
+    Args:
+        router: [E, H].  w_in: [E, 2I, H].  w_out: [E, H, I].  k: experts per token.
+    """
+    top_weights, top_index = route(linear(x, router), k)
+    out = experts(x.to(w_in.dtype), top_index, top_weights.to(w_in.dtype), w_in, w_out)
+    return out.to(x.dtype)

@@ -23,6 +23,11 @@ def smoke_folder(tmp_path_factory):
     return write_random_checkpoint("smoke", tmp_path_factory.mktemp("smoke"), torch.float32)
 
 
+@pytest.fixture(scope="module")
+def moe_folder(tmp_path_factory):
+    return write_random_checkpoint("smoke-moe", tmp_path_factory.mktemp("smoke-moe"), torch.float32)
+
+
 def _decode(model, prompt, steps, fork):
     """Greedy tokens and their logits; with fork, the decode continues a copy of the prompt's state
     (its attention then reads the shared segment of the prompt and its own positions)."""
@@ -41,8 +46,9 @@ def _decode(model, prompt, steps, fork):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("fork", [False, True])
-def test_c_layer_steps_equal_the_op_by_op_path(smoke_folder, dtype, fork, monkeypatch):
-    model = HybridModel.from_pretrained(smoke_folder, dtype=dtype)
+@pytest.mark.parametrize("folder", ["smoke_folder", "moe_folder"])
+def test_c_layer_steps_equal_the_op_by_op_path(folder, dtype, fork, monkeypatch, request):
+    model = HybridModel.from_pretrained(request.getfixturevalue(folder), dtype=dtype)
     prompt = torch.randint(3, 4000, (1, 37), generator=torch.Generator().manual_seed(0))
     with kernels.use_backend("torch"):
         expected_tokens, expected = _decode(model, prompt, 12, fork)
@@ -52,8 +58,13 @@ def test_c_layer_steps_equal_the_op_by_op_path(smoke_folder, dtype, fork, monkey
 
     monkeypatch.setattr(layer_native, "layer", types.SimpleNamespace(layer_step=no_fallback))
     tokens, logits = _decode(model, prompt, 12, fork)
-    assert tokens == expected_tokens
+    monkeypatch.undo()
+    with kernels.use_backend("torch"):  # the op-by-op path itself (a MoE layer's decode used to take it)
+        monkeypatch.setattr(DecoderLayer, "_decodes_in_one_op", lambda layer, attention: False)
+        by_op_tokens, by_op = _decode(model, prompt, 12, fork)
+    assert tokens == expected_tokens == by_op_tokens
     close(logits, expected, rel=1e-4 if dtype == torch.float32 else 2e-2)
+    close(logits, by_op, rel=1e-4 if dtype == torch.float32 else 2e-2)
 
 
 def test_a_converted_model_decodes_with_its_new_weights(smoke_folder):
@@ -69,15 +80,17 @@ def test_a_converted_model_decodes_with_its_new_weights(smoke_folder):
     close(logits, expected, rel=1e-4)
 
 
-def test_parameters_replaced_under_a_kept_step_are_seen(smoke_folder, monkeypatch):
+@pytest.mark.parametrize("folder", ["smoke_folder", "moe_folder"])
+def test_parameters_replaced_under_a_kept_step_are_seen(folder, monkeypatch, request):
     """New storage for a layer's parameters (`p.data = ...`, as converting one sub-module does) under
     the kept step: the C call must use the new weights, not the old addresses (freed memory) nor
     the old conv taps (a view kept by the step)."""
-    model = HybridModel.from_pretrained(smoke_folder, dtype=torch.bfloat16)
+    model = HybridModel.from_pretrained(request.getfixturevalue(folder), dtype=torch.bfloat16)
     prompt = torch.randint(3, 4000, (1, 9), generator=torch.Generator().manual_seed(2))
     _decode(model, prompt, 2, fork=False)
     for layer in model.model.layers:
-        for part in (layer.mamba if hasattr(layer, "mamba") else layer.self_attn, layer.shared_mlp):
+        mixer, experts = layer.mamba if hasattr(layer, "mamba") else layer.self_attn, layer.block_sparse_moe
+        for part in (mixer, layer.shared_mlp) + ((experts,) if experts is not None else ()):
             for p in part.parameters():
                 p.data = p.data.flip(0).clone()  # other values, new storage
         if hasattr(layer, "mamba"):  # taps large enough to matter (the random ones are ~0.02)

@@ -1,5 +1,6 @@
 """A whole decoder layer's decode step as one op: the C kernel and the PyTorch path against the references."""
 
+import dataclasses
 import math
 import shutil
 
@@ -7,7 +8,7 @@ import pytest
 import torch
 
 from kernels import attention_native, layer, layer_native
-from kernels.layer import AttentionStep, KVSlot, LayerStep
+from kernels.layer import AttentionStep, ExpertsStep, KVSlot, LayerStep
 from tests.kernels.helpers import close
 from tests.kernels.test_mamba import _step as mamba_mixer
 
@@ -104,6 +105,45 @@ def test_attention_layer_steps_match_the_reference(b, heads, kv_heads, head_dim,
             close(mine[:, :, own], reference[:, :, own], 1e-2 if dtype == torch.bfloat16 else 1e-5)
             assert torch.equal(mine[:, :, :own], reference[:, :, :own])
             assert torch.equal(mine[:, :, own + 1 :], reference[:, :, own + 1 :])
+
+
+def _experts(hidden, count, width, k, dtype, gen):
+    return ExpertsStep(router=_randn(gen, count, hidden, scale=hidden**-0.5, dtype=dtype),
+                       w_in=_randn(gen, count, 2 * width, hidden, scale=hidden**-0.5, dtype=dtype),
+                       w_out=_randn(gen, count, hidden, width, scale=width**-0.5, dtype=dtype), top_k=k)
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("b", [1, 3])
+@pytest.mark.parametrize("kind", ["mamba", "attention"])
+def test_moe_layer_steps_match_the_torch_path_and_the_reference(kind, b, dtype, monkeypatch):
+    """A MoE layer (h-tiny's kind): the routed experts' sum joins the shared MLP's. The C kernel rounds
+    where the PyTorch path does (tokens, routing weights and the experts' sum in bf16), so it is held
+    to that path closely and to the reference (which sums every expert densely) loosely."""
+    gen = torch.Generator().manual_seed(5)
+    hidden, width = 48, 32
+    if kind == "mamba":
+        mixer = mamba_mixer(hidden, 8, 16, 1, 32, dtype, biases=False, limits=(0.0, math.inf))
+        state = lambda: (_randn(torch.Generator().manual_seed(6), b, 8 * 16 + 64, 3, dtype=dtype),  # noqa: E731
+                         _randn(torch.Generator().manual_seed(7), b, 8, 16, 32))
+    else:
+        mixer = _attention_mixer(hidden, 6, 2, 16, dtype, gen)
+        state = lambda: KVSlot((), _randn(torch.Generator().manual_seed(6), b, 2, 41, 16, dtype=dtype),  # noqa: E731
+                               _randn(torch.Generator().manual_seed(7), b, 2, 41, 16, dtype=dtype))
+    step = dataclasses.replace(_layer(mixer, hidden, width, dtype, gen), experts=_experts(hidden, 8, 16, 3, dtype, gen))
+    torch_path = layer.layer_step
+    for _ in range(2):
+        x = _randn(gen, b, 1, hidden, scale=3.0)
+        expected = layer.layer_step_ref(x, step, state())
+        monkeypatch.setattr(layer, "layer_step", torch_path)
+        by_torch = torch_path(x, step, state())
+        monkeypatch.setattr(layer, "layer_step", _no_fallback)
+        out = layer_native.layer_step(x, step, state())
+        assert out.shape == (b, 1, hidden) and out.dtype == torch.float32
+        close(out, by_torch, 1e-4)
+        close(out, expected, 2e-2 if dtype == torch.bfloat16 else 1e-4)
+        assert not torch.allclose(out, layer_native.layer_step(x, dataclasses.replace(step, experts=None), state()))
 
 
 def test_inputs_the_c_code_declines_take_the_torch_path():
