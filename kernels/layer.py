@@ -68,7 +68,7 @@ class ExpertsStep:
 
 @dataclasses.dataclass(frozen=True)
 class LayerStep:
-    """What one decode step of a decoder layer reads: its norms, mixer and shared MLP."""
+    """What one decode step of a decoder layer reads: its norms, mixer, shared MLP and (a MoE layer) experts."""
 
     input_norm: torch.Tensor  # [hidden]
     post_norm: torch.Tensor  # [hidden]
@@ -130,5 +130,6 @@ def _composed(x, step, state, rms_norm, add_rms_norm, mixer, route, experts):
     ffn = linear(F.silu(gate).mul_(up), step.mlp_out)
     if step.experts is not None:
         e = step.experts
-        ffn = moe_block(h.reshape(-1, h.shape[-1]), e.router, e.w_in, e.w_out, e.top_k, route, experts).view(ffn.shape) + ffn
+        routed = moe_block(h.reshape(-1, h.shape[-1]), e.router, e.w_in, e.w_out, e.top_k, route, experts)
+        ffn = routed.view(ffn.shape) + ffn
     return torch.add(x, ffn, alpha=step.residual)

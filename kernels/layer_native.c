@@ -122,12 +122,13 @@ static void store_rows(const float *rows, void *cache, int64_t batch, int64_t he
  * layer's new slot may hold its key and value already; the PyTorch path writes the same). */
 
 /* A Mamba layer. h (b * hidden floats of scratch) and the arguments after it are exactly
- * tome_mamba_step's, whose `out` receives the mixer's output; `scratch` serves the MLP. */
+ * tome_mamba_step's, whose `out` receives the mixer's output; `scratch` serves the MLP (and the
+ * routed experts of a MoE layer, whose table `experts` is, or NULL: see routed_experts). */
 int tome_mamba_layer(const float *x, float *out, const float *input_norm, const float *post_norm, const void *mlp_in,
-                     const void *mlp_out, float *scratch, const int64_t *experts, int64_t width, float residual, float layer_eps, float *h,
-                     const void *w_in, const float *bias_in, const float *conv_w, const float *conv_b,
-                     void *conv_state, const float *dt_bias, const float *A_log, const float *D, float *ssm_state,
-                     const float *norm_w, const void *w_out, const float *bias_out, float *mixed,
+                     const void *mlp_out, float *scratch, const int64_t *experts, int64_t width, float residual,
+                     float layer_eps, float *h, const void *w_in, const float *bias_in, const float *conv_w,
+                     const float *conv_b, void *conv_state, const float *dt_bias, const float *A_log, const float *D,
+                     float *ssm_state, const float *norm_w, const void *w_out, const float *bias_out, float *mixed,
                      float *mamba_scratch, int64_t batch, int64_t hidden, int64_t heads, int64_t head_dim,
                      int64_t groups, int64_t state_size, int64_t taps, float dt_min, float dt_max, float eps,
                      int weights_bf16, int state_bf16, int threads) {
@@ -151,14 +152,15 @@ int tome_mamba_layer(const float *x, float *out, const float *input_norm, const 
  * (the cache's slot for this position: element strides per batch and per KV head given); then
  * the query attends over `segments` (attention_native.c's table), which must already include
  * that slot. scratch: b * (4 * hidden + 2 * q_size + 2 * kv_size + kv_heads * group + 3 * width)
- * floats, q_size = kv_heads * group * head_dim, kv_size = kv_heads * head_dim. */
+ * floats, q_size = kv_heads * group * head_dim, kv_size = kv_heads * head_dim, then the routed
+ * experts' of a MoE layer (`experts`, or NULL: see routed_experts). */
 int tome_attention_layer(const float *x, float *out, const float *input_norm, const float *post_norm,
                          const void *mlp_in, const void *mlp_out, const void *wq, const void *wk, const void *wv,
                          const void *wo, void *new_key, void *new_value, const int64_t *segments,
-                         int64_t segment_count, float *scratch, const int64_t *experts, int64_t batch, int64_t hidden, int64_t kv_heads,
-                         int64_t group, int64_t head_dim, int64_t width, int64_t key_stride_b, int64_t key_stride_h,
-                         int64_t value_stride_b, int64_t value_stride_h, float scale, float residual, float eps,
-                         int weights_bf16, int cache_bf16, int threads) {
+                         int64_t segment_count, float *scratch, const int64_t *experts, int64_t batch,
+                         int64_t hidden, int64_t kv_heads, int64_t group, int64_t head_dim, int64_t width,
+                         int64_t key_stride_b, int64_t key_stride_h, int64_t value_stride_b, int64_t value_stride_h,
+                         float scale, float residual, float eps, int weights_bf16, int cache_bf16, int threads) {
 #if HAVE_AVX2
     int64_t q_size = kv_heads * group * head_dim, kv_size = kv_heads * head_dim;
     if (!attention_supported(group, head_dim) || hidden % LANES || width % LANES || !experts_supported(experts, hidden))
