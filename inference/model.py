@@ -21,7 +21,7 @@ from inference.config import MAMBA, HybridConfig
 from inference.errors import CheckpointError, InferenceError
 from inference.layers import Linear, MoE, RMSNorm, SharedMLP
 from inference.mamba import Mamba2Mixer
-from kernels.layer import ExpertsStep, LayerStep
+from kernels.layer import ExpertsStep, LayerRun, LayerStep
 from kernels.matmul import compute_dtype, linear
 
 # Tokens per forward pass when a longer input is read in pieces. Peak memory is the weights, the
@@ -50,8 +50,7 @@ class DecoderLayer(nn.Module):
     def forward(self, x: torch.Tensor, state: LayerState | None, pad: torch.Tensor | None,
                 attention: AttentionInputs) -> torch.Tensor:
         if x.shape[1] == 1 and state is not None and self._decodes_in_one_op(attention):
-            mixer_state = (state.conv, state.ssm) if isinstance(state, MambaState) else state.decode_slot()
-            return kernels.layer_step(x, self._decode_step(), mixer_state)
+            return kernels.layer_step(x, self._decode_step(), self._decode_state(state))
         h = self.input_layernorm(x)
         h = self.mamba(h, state, pad) if hasattr(self, "mamba") else self.self_attn(h, state, attention)
         norm = self.post_attention_layernorm
@@ -65,6 +64,10 @@ class DecoderLayer(nn.Module):
         """Whether a decoded token takes `kernels.layer_step` (one C call per layer on a CPU): not in
         attention with padding or RoPE (the layer-by-op path does those)."""
         return hasattr(self, "mamba") or (attention.key_bias is None and attention.rope is None)
+
+    def _decode_state(self, state: LayerState):
+        """The state as `kernels.layer_step` takes it (an attention layer's cache gains the token's slot)."""
+        return (state.conv, state.ssm) if isinstance(state, MambaState) else state.decode_slot()
 
     def _decode_step(self) -> LayerStep:
         """The parameters a decoded token reads, gathered once and kept (with them the C kernel's
@@ -130,6 +133,7 @@ class HybridModel(nn.Module):
         self.prefill_chunk = PREFILL_CHUNK
         self.model = Backbone(config)
         self.lm_head = None if config.tie_word_embeddings else Linear(config.hidden_size, config.vocab_size, bias=False)
+        self._run: LayerRun | None = None  # see _layer_run
 
     @property
     def dtype(self) -> torch.dtype:
@@ -186,15 +190,28 @@ class HybridModel(nn.Module):
         x = self.model.embed_tokens(input_ids).to(self.compute_dtype) * self.config.embedding_multiplier
         states = cache.layers if cache is not None else [None] * len(self.model.layers)
         mamba_pad = pad if input_ids.shape[1] > 1 else None  # a decoded token is never padding
-        for i, (layer, state) in enumerate(zip(self.model.layers, states)):
-            x = layer(x, state, mamba_pad, attention)
-            if progress is not None:
-                progress.layer_done(i)
+        layers = self.model.layers
+        if input_ids.shape[1] == 1 and cache is not None and all(layer._decodes_in_one_op(attention)
+                                                                 for layer in layers):
+            x = kernels.layers_step(x, self._layer_run(), [layer._decode_state(s) for layer, s in zip(layers, states)])
+        else:
+            for i, (layer, state) in enumerate(zip(layers, states)):
+                x = layer(x, state, mamba_pad, attention)
+                if progress is not None:
+                    progress.layer_done(i)
         if last_only:
             x = x[:, -1]
         x = self.model.norm(x)
         head = self.model.embed_tokens.weight if self.lm_head is None else self.lm_head.weight
         return linear(x, head).float().div_(self.config.logits_scaling)
+
+    def _layer_run(self) -> LayerRun:
+        """The layers' kept decode steps as one run (`kernels.layers_step`: one C call for all of them
+        on a CPU), kept while every layer keeps its step."""
+        steps = tuple(layer._decode_step() for layer in self.model.layers)
+        if self._run is None or any(kept is not step for kept, step in zip(self._run.steps, steps, strict=True)):
+            self._run = LayerRun(steps)
+        return self._run
 
     def _check_inputs(self, ids: torch.Tensor, cache: HybridCache | None, mask: torch.Tensor | None) -> None:
         if not isinstance(ids, torch.Tensor) or ids.dim() != 2 or ids.dtype.is_floating_point or ids.numel() == 0:

@@ -11,7 +11,7 @@ the same function name and is picked up by `dispatch.py` without further wiring.
 | `norm.py` | `rms_norm`, `add_rms_norm` (residual add + norm), `gated_rms_norm` (decode rows: C kernels in `norm_native.py`) |
 | `moe.py` | `moe_route` (top-k + softmax over k), `moe_experts` (only the routed experts run) |
 | `mamba.py` | `mamba_step` (a whole Mamba-2 mixer for one decoded token; C kernel in `mamba_native.py`) |
-| `layer.py` | `layer_step` (a whole decoder layer for one decoded token; C kernel in `layer_native.py`) |
+| `layer.py` | `layer_step` (a whole decoder layer for one decoded token), `layers_step` (all of them in one call); C kernels in `layer_native.py` |
 | `attention.py` | `decode_attention` (one query over a long KV cache; C kernel in `attention_native.py`) |
 | `matmul.py` | `linear` (bf16 weights on CPUs without bf16 matmuls; C GEMV in `matmul_native.py`) |
 
@@ -33,6 +33,7 @@ moe_experts = dispatched("moe_experts")
 decode_attention = dispatched("decode_attention")
 mamba_step = dispatched("mamba_step")
 layer_step = dispatched("layer_step")
+layers_step = dispatched("layers_step")
 
 __all__ = [
     "BACKENDS",
@@ -43,6 +44,7 @@ __all__ = [
     "decode_attention",
     "gated_rms_norm",
     "layer_step",
+    "layers_step",
     "mamba_step",
     "moe_experts",
     "moe_route",

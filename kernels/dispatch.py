@@ -40,6 +40,7 @@ OPS = {
     "decode_attention": "attention",
     "mamba_step": "mamba",
     "layer_step": "layer",
+    "layers_step": "layer",
 }
 
 

@@ -188,3 +188,43 @@ int tome_attention_layer(const float *x, float *out, const float *input_norm, co
     return 1;
 #endif
 }
+
+/* A decoded token through consecutive layers in one call (`layers_step`, kernels/layer.py): layer
+ * i's arguments are those of its entry point above, in order, packed as int64 at
+ * packed + offsets[i] (pointers and integers as they are, a float by its bits in the low 32),
+ * kinds[i] saying which entry point (0 Mamba, 1 attention). Each layer's `out` must be the next
+ * one's `x`. Returns the number of layers done: `count`, or the index of the first layer that
+ * declined (the caller goes on from there on the per-layer path, from that layer's `x`). */
+static float packed_float(int64_t value) {
+    uint32_t bits = (uint32_t)value;
+    float result;
+    memcpy(&result, &bits, sizeof result);
+    return result;
+}
+
+#define P(i) ((void *)(intptr_t)a[i])
+#define F(i) packed_float(a[i])
+#define N(i) ((int)a[i])
+
+static int mamba_layer_packed(const int64_t *a) {
+    return tome_mamba_layer(P(0), P(1), P(2), P(3), P(4), P(5), P(6), P(7), a[8], F(9), F(10), P(11), P(12), P(13),
+                            P(14), P(15), P(16), P(17), P(18), P(19), P(20), P(21), P(22), P(23), P(24), P(25), a[26],
+                            a[27], a[28], a[29], a[30], a[31], a[32], F(33), F(34), F(35), N(36), N(37), N(38));
+}
+
+static int attention_layer_packed(const int64_t *a) {
+    return tome_attention_layer(P(0), P(1), P(2), P(3), P(4), P(5), P(6), P(7), P(8), P(9), P(10), P(11), P(12),
+                                a[13], P(14), P(15), a[16], a[17], a[18], a[19], a[20], a[21], a[22], a[23], a[24],
+                                a[25], F(26), F(27), F(28), N(29), N(30), N(31));
+}
+
+#undef P
+#undef F
+#undef N
+
+int tome_layers(int64_t count, const int64_t *kinds, const int64_t *packed, const int64_t *offsets) {
+    for (int64_t i = 0; i < count; i++)
+        if ((kinds[i] == 0 ? mamba_layer_packed : attention_layer_packed)(packed + offsets[i]))
+            return (int)i;
+    return (int)count;
+}

@@ -1,13 +1,19 @@
-"""`layer_step` on a CPU in C (`layer_native.c`, built by `kernels/native.py`): one call per layer.
+"""`layer_step` on a CPU in C (`layer_native.c`, built by `kernels/native.py`): one call per layer;
+`layers_step`: one call for all the layers of a decoded token.
 
 Inputs the C code does not take (biases on the MLP or the attention projections, mixed weight
 dtypes, fp16, shapes it cannot index) go to the PyTorch path, which composes the dispatched ops.
 A layer's weights are checked once and its call's fixed arguments kept with its `LayerStep`
 (`_plans`, dropped with it; the model keeps one step per layer): building and checking them
-anew was ~100 us of Python per layer and token, a tenth of a decoded token on h-350m.
+anew was ~100 us of Python per layer and token, a tenth of a decoded token on h-350m. A run of
+layers keeps, beside its layers' plans, their calls packed into one array (`_Program`), so a token
+re-packs only what changed: the attention layers' caches, which grow.
 """
 
 import ctypes
+import struct
+import threading
+import weakref
 
 import torch
 
@@ -17,6 +23,11 @@ from kernels.matmul import compute_dtype
 
 _F32 = torch.float32
 _plans: dict[int, tuple] = {}  # each step's plan (or None), kept by `native.kept_plan`
+_programs: dict[int, tuple] = {}  # each LayerRun's program (or None), the same way
+
+# The entry points' argument types (native.load's letters), which `tome_layers` takes packed.
+MAMBA_LAYER = "ppppppppiffp" + mamba_native.SIGNATURE[1:]
+ATTENTION_LAYER = "p" * 13 + "i" + "pp" + "i" * 10 + "fff" + "nnn"
 
 
 def available() -> bool:
@@ -24,8 +35,8 @@ def available() -> bool:
 
 
 def _library() -> ctypes.CDLL | None:
-    return native.load("layer_native", tome_mamba_layer="ppppppppiffp" + mamba_native.SIGNATURE[1:],
-                       tome_attention_layer="p" * 13 + "i" + "pp" + "i" * 10 + "fff" + "nnn")
+    return native.load("layer_native", tome_mamba_layer=MAMBA_LAYER, tome_attention_layer=ATTENTION_LAYER,
+                       tome_layers="ippp")
 
 
 def layer_step(x, step: layer.LayerStep, state):
@@ -40,6 +51,101 @@ def layer_step(x, step: layer.LayerStep, state):
     if call is None or plan.function(*call):
         return layer.layer_step(x, step, state)
     return out
+
+
+def layers_step(x, run: layer.LayerRun, states):
+    """Same contract as `kernels.layer.layers_step`."""
+    program = native.kept_plan(_programs, run, lambda: [t for step in run.steps for t in _tensors(step)],
+                               lambda: _program(run, x.shape[-1]))
+    if program is None or x.dtype != _F32 or not x.is_contiguous() or x.shape[-1] != program.hidden:
+        return layer.layers_step(x, run, states)
+    with program.lock:  # one token at a time through the program's blocks and buffers
+        done, out = program.run(x, states)
+    for step, state in zip(run.steps[done:], states[done:], strict=True):  # a layer the C code declined
+        out = layer_step(out, step, state)
+    return out
+
+
+class _Program:
+    """The plans of a run's layers, and their calls packed for `tome_layers`: layer i reads
+    buffers[i % 2] and writes buffers[(i + 1) % 2]; all share one scratch. A Mamba layer's call
+    is packed again only when its states or the batch size or thread count change; an attention
+    layer's, whose cache grows by a position, on every token."""
+
+    def __init__(self, library, plans: "list[_Plan]", hidden: int):
+        self.function, self.plans, self.hidden = library.tome_layers, plans, hidden
+        self.attention = [plan.function is library.tome_attention_layer for plan in plans]
+        letters = [ATTENTION_LAYER if attention else MAMBA_LAYER for attention in self.attention]
+        self.letters, offsets = letters, [0]
+        for kind in letters:
+            offsets.append(offsets[-1] + len(kind))
+        self.kinds = (ctypes.c_int64 * len(plans))(*self.attention)
+        self.offsets = (ctypes.c_int64 * len(plans))(*offsets[:-1])
+        self.packed = (ctypes.c_int64 * offsets[-1])()
+        self.spans = [slice(a, b) for a, b in zip(offsets, offsets[1:])]
+        self.lock = threading.Lock()
+        self.packed_for = None  # (batch, threads) of the Mamba layers' packed calls, with their states:
+        self.held: list[tuple] = []  # (layer, conv ref, ssm ref, conv address, ssm address, conv dtype)
+
+    def run(self, x, states) -> tuple[int, torch.Tensor]:
+        """(layers done, the output of the last one done)."""
+        b = x.shape[0]
+        repack = self.packed_for != (b, torch.get_num_threads()) or not self._holds(states)
+        if repack and not self._pack_mamba(b, states):
+            return 0, x  # states the C code does not take: the per-layer path does every layer
+        self.buffers[0].copy_(x)
+        tables = []  # the attention layers' segment tables, alive until the call ends
+        for i, attention in enumerate(self.attention):
+            if attention:
+                call, table = self.plans[i].arguments(self.buffers[i % 2], self.buffers[(i + 1) % 2], self.scratch,
+                                                      states[i])
+                if call is None:
+                    return 0, x  # a cache the C code does not take: the per-layer path does every layer
+                self.packed[self.spans[i]] = _packed(call, self.letters[i])
+                tables.append(table)
+        done = self.function(len(self.plans), self.kinds, self.packed, self.offsets)
+        return done, self.buffers[done % 2].clone()
+
+    def _holds(self, states) -> bool:
+        for i, conv_ref, ssm_ref, conv_address, ssm_address, conv_dtype in self.held:
+            conv, ssm = states[i]
+            if (conv_ref() is not conv or ssm_ref() is not ssm or conv.data_ptr() != conv_address
+                    or ssm.data_ptr() != ssm_address or conv.dtype != conv_dtype):
+                return False
+        return True
+
+    def _pack_mamba(self, b: int, states) -> bool:
+        self.buffers = torch.empty(2, b, 1, self.hidden)
+        self.scratch = torch.empty(max(b * plan.scratch_per_row + plan.scratch_extra for plan in self.plans))
+        self.packed_for, self.held = None, []
+        for i, attention in enumerate(self.attention):
+            if attention:
+                continue
+            conv, ssm = states[i]
+            call, _ = self.plans[i].arguments(self.buffers[i % 2], self.buffers[(i + 1) % 2], self.scratch,
+                                              (conv, ssm))
+            if call is None:
+                return False
+            self.packed[self.spans[i]] = _packed(call, self.letters[i])
+            self.held.append((i, weakref.ref(conv), weakref.ref(ssm), conv.data_ptr(), ssm.data_ptr(), conv.dtype))
+        self.packed_for = (b, torch.get_num_threads())
+        return True
+
+
+def _packed(call: list, letters: str) -> list[int]:
+    """A call's arguments as `tome_layers` reads them: a float by its bits, None (no tensor) as 0."""
+    return [struct.unpack("<I", struct.pack("<f", value))[0] if letter == "f" else value or 0
+            for value, letter in zip(call, letters, strict=True)]
+
+
+def _program(run: layer.LayerRun, hidden: int) -> _Program | None:
+    """The run's program, or None when the C code does not take one of its layers."""
+    library = _library()
+    plans = [native.kept_plan(_plans, step, lambda step=step: _tensors(step), lambda step=step: _plan(step, hidden))
+             for step in run.steps]
+    if library is None or not plans or any(plan is None for plan in plans):
+        return None
+    return _Program(library, plans, hidden)
 
 
 def _tensors(step: layer.LayerStep) -> list[torch.Tensor]:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from kernels import attention_native, layer, layer_native
-from kernels.layer import AttentionStep, ExpertsStep, KVSlot, LayerStep
+from kernels.layer import AttentionStep, ExpertsStep, KVSlot, LayerRun, LayerStep
 from tests.kernels.helpers import close
 from tests.kernels.test_mamba import _step as mamba_mixer
 
@@ -163,3 +163,76 @@ def test_segment_table_refuses_mixed_dtypes():
     assert attention_native.segment_table([(k, k), (k.bfloat16(), k.bfloat16())]) is None
     assert attention_native.segment_table([(k, k)]).tolist()[0][2:] == [4, 64, 32, 8, 64, 32, 8]
     assert attention_native.segment_table([(k[0], k[0])]) is None  # not [b, kv_heads, n, d]
+
+
+def _run_of_layers(hidden, width, dtype, gen):
+    """Four layers as the hybrids mix them: Mamba, attention, a MoE Mamba layer, Mamba with biases."""
+    mamba = [mamba_mixer(hidden, 8, 16, 1, 32, dtype, biases=seed == 3, limits=(0.0, math.inf), seed=seed)
+             for seed in (1, 2, 3)]
+    experts = _experts(hidden, 8, 16, 3, dtype, gen)
+    return LayerRun((_layer(mamba[0], hidden, width, dtype, gen),
+                     _layer(_attention_mixer(hidden, 6, 2, 16, dtype, gen), hidden, width, dtype, gen),
+                     dataclasses.replace(_layer(mamba[1], hidden, width, dtype, gen), experts=experts),
+                     _layer(mamba[2], hidden, width, dtype, gen)))
+
+
+def _run_states(b, dtype, gen, room):
+    """The run's states: (conv, ssm) per Mamba layer; the attention layer's earlier segment and storage."""
+    def mamba():
+        return _randn(gen, b, 8 * 16 + 64, 3, dtype=dtype), _randn(gen, b, 8, 16, 32)
+    earlier = ((_randn(gen, b, 2, 30, 16, dtype=dtype), _randn(gen, b, 2, 30, 16, dtype=dtype)),)
+    return [mamba(), (earlier, _randn(gen, b, 2, room, 16, dtype=dtype), _randn(gen, b, 2, room, 16, dtype=dtype)),
+            mamba(), mamba()]
+
+
+def _token_states(states, position):
+    """What a token at the layer's own `position` hands each layer (an attention layer gets its slot)."""
+    return [_slot(state[1], state[2], state[0], position) if len(state) == 3 else state for state in states]
+
+
+def _copied(states):
+    return [tuple(t.clone() if isinstance(t, torch.Tensor) else t for t in state) for state in states]
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("b", [1, 3])
+def test_a_run_of_layers_in_one_call_equals_its_layers_one_by_one(b, dtype, monkeypatch):
+    """`layers_step` in one C call against the same C kernel called per layer (bit for bit: the same
+    arithmetic) and the reference, over tokens whose packed calls are reused, then on states given
+    new storage (the calls must be packed again: a stale address would read the old states)."""
+    gen = torch.Generator().manual_seed(8)
+    hidden, width = 48, 32
+    run = _run_of_layers(hidden, width, dtype, gen)
+    states = _run_states(b, dtype, gen, room=12)
+    mine, by_layer, ref = states, _copied(states), _copied(states)
+    monkeypatch.setattr(layer, "layer_step", _no_fallback)
+    monkeypatch.setattr(layer, "layers_step", _no_fallback)
+    for position in range(6):
+        if position == 3:
+            mine = _copied(mine)
+        x = _randn(gen, b, 1, hidden, scale=3.0)
+        out = layer_native.layers_step(x, run, _token_states(mine, position))
+        one_by_one = x
+        for step, state in zip(run.steps, _token_states(by_layer, position)):
+            one_by_one = layer_native.layer_step(one_by_one, step, state)
+        expected = layer.layers_step_ref(x, run, _token_states(ref, position))
+        assert out.shape == (b, 1, hidden) and out.dtype == torch.float32
+        assert torch.equal(out, one_by_one)
+        close(out, expected, 2e-2 if dtype == torch.bfloat16 else 1e-4)
+    for state, other in zip(mine, by_layer):
+        for t, u in zip(state, other):
+            assert t is u or torch.equal(t, u)  # (an attention layer's shared segment is the same tensor)
+
+
+def test_a_run_with_a_layer_the_c_code_declines_takes_the_per_layer_path():
+    gen = torch.Generator().manual_seed(9)
+    hidden = 48
+    run = _run_of_layers(hidden, 32, torch.float32, gen)
+    declined = _layer(_attention_mixer(hidden, 4, 2, 16, torch.float32, gen), hidden, 20, torch.float32, gen)
+    run = LayerRun((*run.steps, declined))  # the MLP's width 20 is not a multiple of 8
+    states = _run_states(1, torch.float32, gen, room=4) + [((), _randn(gen, 1, 2, 4, 16), _randn(gen, 1, 2, 4, 16))]
+    ref = _copied(states)
+    x = _randn(gen, 1, 1, hidden)
+    close(layer_native.layers_step(x, run, _token_states(states, 2)),
+          layer.layers_step_ref(x, run, _token_states(ref, 2)), 1e-4)
