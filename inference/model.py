@@ -194,6 +194,8 @@ class HybridModel(nn.Module):
         if input_ids.shape[1] == 1 and cache is not None and all(layer._decodes_in_one_op(attention)
                                                                  for layer in layers):
             x = kernels.layers_step(x, self._layer_run(), [layer._decode_state(s) for layer, s in zip(layers, states)])
+            if progress is not None:  # a long input's last piece of one token
+                progress.layer_done(len(layers) - 1)
         else:
             for i, (layer, state) in enumerate(zip(layers, states)):
                 x = layer(x, state, mamba_pad, attention)

@@ -101,3 +101,18 @@ def test_parameters_replaced_under_a_kept_step_are_seen(folder, monkeypatch, req
     expected_tokens, expected = _decode(model, prompt, 4, fork=False)
     assert tokens == expected_tokens
     close(logits, expected, rel=2e-2)
+
+
+
+def test_a_long_inputs_last_piece_of_one_token_reports_its_progress(smoke_folder, monkeypatch):
+    """A piece of one token goes through all the layers in one call: its progress is reported after it."""
+    model = HybridModel.from_pretrained(smoke_folder, dtype=torch.float32)
+    ids = torch.randint(3, 4000, (1, 17), generator=torch.Generator().manual_seed(4))
+    whole = model(ids, cache=model.new_cache(), last_only=True)
+    one_call, calls = kernels.layers_step, []
+    monkeypatch.setattr(kernels, "layers_step", lambda *args: calls.append(1) or one_call(*args))
+    model.prefill_chunk, seen = 8, []
+    pieces = model(ids, cache=model.new_cache(), last_only=True, progress=lambda done, total: seen.append((done, total)))
+    assert calls == [1]  # pieces of 8, 8 and 1 tokens: the last took the one call
+    assert seen[-1] == (17, 17) and [done for done, _ in seen] == sorted(done for done, _ in seen)
+    close(pieces, whole, rel=1e-4)
