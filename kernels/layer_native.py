@@ -11,6 +11,7 @@ re-packs only what changed: the attention layers' caches, which grow.
 """
 
 import ctypes
+import itertools
 import struct
 import threading
 import weakref
@@ -75,14 +76,13 @@ class _Program:
     def __init__(self, library, plans: "list[_Plan]", hidden: int):
         self.function, self.plans, self.hidden = library.tome_layers, plans, hidden
         self.attention = [plan.function is library.tome_attention_layer for plan in plans]
-        letters = [ATTENTION_LAYER if attention else MAMBA_LAYER for attention in self.attention]
-        self.letters, offsets = letters, [0]
-        for kind in letters:
-            offsets.append(offsets[-1] + len(kind))
+        self.letters = [ATTENTION_LAYER if attention else MAMBA_LAYER for attention in self.attention]
+        ends = list(itertools.accumulate(len(letters) for letters in self.letters))
+        starts = [0, *ends[:-1]]
+        self.spans = [slice(start, end) for start, end in zip(starts, ends)]
         self.kinds = (ctypes.c_int64 * len(plans))(*self.attention)
-        self.offsets = (ctypes.c_int64 * len(plans))(*offsets[:-1])
-        self.packed = (ctypes.c_int64 * offsets[-1])()
-        self.spans = [slice(a, b) for a, b in zip(offsets, offsets[1:])]
+        self.offsets = (ctypes.c_int64 * len(plans))(*starts)
+        self.packed = (ctypes.c_int64 * ends[-1])()
         self.lock = threading.Lock()
         self.packed_for = None  # (batch, threads) of the Mamba layers' packed calls, with their states:
         self.held: list[tuple] = []  # (layer, conv ref, ssm ref, conv address, ssm address, conv dtype)

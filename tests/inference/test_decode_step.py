@@ -103,7 +103,6 @@ def test_parameters_replaced_under_a_kept_step_are_seen(folder, monkeypatch, req
     close(logits, expected, rel=2e-2)
 
 
-
 def test_a_long_inputs_last_piece_of_one_token_reports_its_progress(smoke_folder, monkeypatch):
     """A piece of one token goes through all the layers in one call: its progress is reported after it."""
     model = HybridModel.from_pretrained(smoke_folder, dtype=torch.float32)
