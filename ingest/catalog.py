@@ -12,6 +12,7 @@ in-memory index, the keyword index) are stale.
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -61,13 +62,30 @@ CREATE TABLE IF NOT EXISTS removals (
 """
 # Tables holding a document's parts, cleared together when it is removed.
 DOCUMENT_TABLES = ("pages", "chunks", "sections", "definitions", "sources", "documents")
+_BUSY_TIMEOUT_S = 60
+
+
+def _connect_in_wal_mode(path: Path) -> sqlite3.Connection:
+    # Switching a new database to WAL needs it to itself, and when two connections open it at the
+    # same moment SQLite answers "database is locked" at once instead of waiting out the busy
+    # timeout (it would deadlock otherwise), so the switch is retried here.
+    deadline = time.monotonic() + _BUSY_TIMEOUT_S
+    while True:
+        db = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return db
+        except sqlite3.OperationalError as error:
+            db.close()
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 class Catalog:
     def __init__(self, path: Path):
         try:
-            self.db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db = _connect_in_wal_mode(path)
         except sqlite3.Error as error:
             raise IngestError(f"{path}: cannot open the store's catalog ({error})") from None
         # WAL with FULL sync: a commit survives SIGKILL and power loss alike.

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from ingest import Store, StoreBusyError, ingest_bytes, ingest_paths
+from ingest.catalog import Catalog
 from ingest.prepare import prepare_document
 from ingest.settings import IngestSettings
 from ingest.worker import PdfParser
@@ -135,6 +136,21 @@ def test_writers_in_threads_take_turns(tmp_path):
     assert all(len(r.added) == 1 for r in reports)
     with Store(path) as store:
         assert len(store.documents()) == 3 and store.verify() == []
+
+
+def test_the_catalog_opens_while_another_connection_writes(tmp_path):
+    # SQLite refuses a switch to WAL at once, without waiting, while another connection writes:
+    # the race three threads opening one new store ran into in CI, made certain here.
+    path = tmp_path / "catalog.sqlite"
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("CREATE TABLE t (x)")
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO t VALUES (1)")
+    threading.Timer(0.3, writer.execute, args=("COMMIT",)).start()
+    catalog = Catalog(path)
+    assert catalog.query("PRAGMA journal_mode") == [("wal",)] and catalog.generation() == 0
+    catalog.close()
+    writer.close()
 
 
 def test_a_store_sees_and_survives_writes_by_another_process(tmp_path):
