@@ -11,6 +11,7 @@ fits the model's window and nothing is truncated.
 
 import bisect
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Protocol
 
 from ingest.records import PageSpan
@@ -52,12 +53,13 @@ class Tokens(Protocol):
 
 def chunk_document(
     text: str, title: str, headings: list[Heading], pages: tuple[PageSpan, ...],
-    tokens: Tokens, chunk_tokens: int, overlap_tokens: int,
+    tokens: Tokens, chunk_tokens: int, overlap_tokens: int, skipped: Sequence[tuple[int, int]] = (),
 ) -> list[Chunk]:
-    """Chunks of `text`; `chunk_tokens` includes the model's two special tokens."""
+    """Chunks of `text` outside the `skipped` spans (tables of contents); `chunk_tokens` includes
+    the model's two special tokens. No chunk spans a skipped stretch."""
     sections = [h for h in headings if h.kind != "clause"]
     section_starts = [h.start for h in sections]
-    units = _units(text, {h.start: h.level for h in sections}, tokens, chunk_tokens // 2)
+    units = _units(text, {h.start: h.level for h in sections}, tokens, chunk_tokens // 2, skipped)
     page_starts = [p.start for p in pages]
     chunks: list[Chunk] = []
     i = 0
@@ -85,24 +87,35 @@ def _header(title: str, section: str) -> str:
     return " ".join(words[:_HEADER_WORDS]) + "\n"
 
 
-def _units(text: str, levels: dict[int, int], tokens: Tokens, max_unit: int) -> list[_Unit]:
-    """Sentences, clauses and paragraphs, each section heading starting a new one."""
-    cuts = sorted(set([0, len(text)] + boundaries(text) + list(levels)))
+def _units(text: str, levels: dict[int, int], tokens: Tokens, max_unit: int,
+           skipped: Sequence[tuple[int, int]]) -> list[_Unit]:
+    """Sentences, clauses and paragraphs, each section heading starting a new one; none inside
+    a skipped span."""
+    gaps = [(x, y) for x, y in skipped if x < y]
+    cuts = sorted(set([0, len(text)] + boundaries(text) + list(levels) + [x for gap in gaps for x in gap]))
     spans = []
     for a, b in zip(cuts, cuts[1:]):
+        if any(x <= a and b <= y for x, y in gaps):
+            continue
         while a < b and text[a].isspace():
             a += 1
         while b > a and text[b - 1].isspace():
             b -= 1
         if a < b:
             spans.append((a, b))
+    if not spans:  # a document that is nothing but a contents list is indexed as it is
+        return _units(text, levels, tokens, max_unit, [])
     counts = tokens.count_tokens([text[a:b] for a, b in spans])
-    units = []
+    units, previous_end = [], 0
     for (a, b), count in zip(spans, counts):
+        # The first unit after a skipped stretch opens a chunk as an article heading does, so
+        # no chunk's text runs across the stretch.
+        opens = 1 if any(previous_end < y <= a for _, y in gaps) else levels.get(a, 0)
         if count <= max_unit:
-            units.append(_Unit(a, b, count, levels.get(a, 0)))
+            units.append(_Unit(a, b, count, opens))
         else:
-            units.extend(_split_long(text, a, b, tokens, max_unit, levels.get(a, 0)))
+            units.extend(_split_long(text, a, b, tokens, max_unit, opens))
+        previous_end = b
     return units
 
 

@@ -19,7 +19,7 @@ from ingest.errors import ParseError
 from ingest.parse import ParsedDocument, kind_of, parse_text
 from ingest.records import PageSpan
 from ingest.settings import IngestSettings
-from ingest.structure import Heading, find_headings
+from ingest.structure import Heading, contents_tables, find_headings
 from ingest.terms import Definition, find_definitions
 from ingest.worker import PdfParser
 
@@ -83,7 +83,8 @@ def build_document(
     headings = find_headings(clean.text)
     title = parsed.title or guess_title(clean.text) or Path(name).stem
     chunks = chunk_document(
-        clean.text, title, headings, clean.pages, embedder, settings.chunk_tokens, settings.overlap_tokens
+        clean.text, title, headings, clean.pages, embedder, settings.chunk_tokens, settings.overlap_tokens,
+        skipped=contents_tables(clean.text),
     )
     on_stage("embed", len(parsed.pages), len(chunks))
     vectors = embedder.encode([c.embed_text for c in chunks])

@@ -19,6 +19,8 @@ _NUMBERED = re.compile(r"^(\d{1,3}(?:\.\d{1,3}){0,4})(\.?)\s+(\S.*)$")
 _CLAUSE = re.compile(r"^\(([a-z]{1,2}|[ivx]{1,5}|\d{1,2})\)\s+(\S.*)$")
 _MARKDOWN = re.compile(r"^(#{1,6})\s+(.+?)\s*#*$")
 _TOC_ENTRY = re.compile(r"(^|\s\.{2,}\s*|\s)\d{1,3}$")
+_LEADER = re.compile(r"(?:\.\s?){4,}(\d{1,3})$")  # "Governing Law ........ 14"
+_CONTENTS_TITLE = re.compile(r"(?:table\s+of\s+)?contents:?", re.I)
 _ROMAN = {"i": 1, "v": 5, "x": 10, "l": 50, "c": 100}
 _ROMAN_CLAUSES = {"i", "ii", "iii", "iv", "v", "vi", "vii", "viii", "ix", "x", "xi", "xii"}
 _ADMONITIONS = {"WARNING", "CAUTION", "NOTE", "NOTICE", "DANGER", "IMPORTANT", "TIP"}
@@ -79,14 +81,42 @@ def _roman(text: str) -> int:
     return total
 
 
+def contents_tables(text: str) -> list[tuple[int, int]]:
+    """Spans of the tables of contents in `text`, a "Contents" title line above one included.
+    Such a list names sections and their pages without holding them, so it is kept out of the
+    chunks. A run of lines ending in numbers counts only under such a title or with dot leaders
+    to ascending page numbers: a table of quantities or fees must stay searchable."""
+    lines = _lines(text)
+    spans = []
+    for first, last in _toc_blocks([line for _, line in lines]):
+        above = [i for i in range(max(0, first - 2), first) if _CONTENTS_TITLE.fullmatch(lines[i][1])]
+        pages = [int(m.group(1)) for _, line in lines[first:last + 1] if (m := _LEADER.search(line))]
+        if above or (len(pages) >= 3 and pages == sorted(pages)):
+            end = text.find("\n", lines[last][0])
+            spans.append((lines[above[0] if above else first][0], len(text) if end < 0 else end))
+    return spans
+
+
+def _lines(text: str) -> list[tuple[int, str]]:
+    """The non-blank lines of `text`, stripped, with their start offsets."""
+    found = ((m.start(), m.group().strip()) for m in re.finditer(r"[^\n]+", text))
+    return [(start, line) for start, line in found if line]
+
+
 def _toc_lines(lines: list[str]) -> set[int]:
-    """Indices of lines in a table of contents: runs of at least 3 short lines ending in page
-    numbers, with up to 3 other lines between them (wrapped titles, bare page numbers)."""
+    """Indices of the lines in tables of contents (see `_toc_blocks`)."""
+    return {i for first, last in _toc_blocks(lines) for i in range(first, last + 1)}
+
+
+def _toc_blocks(lines: list[str]) -> list[tuple[int, int]]:
+    """(first, last) line indices of tables of contents: runs of at least 3 short lines ending in
+    page numbers, with up to 3 other lines between them (wrapped titles, bare page numbers)."""
     bare = [bool(re.fullmatch(r"\d{1,3}", line)) for line in lines]
     anchors = [
         i for i, line in enumerate(lines)
         if not bare[i] and 3 <= len(line.split()) <= 14 and _TOC_ENTRY.search(line)
-        and not _CONTAINER.fullmatch(line)  # "ARTICLE 9" above its title line
+        # "ARTICLE 9" above its title line is no entry; "ARTICLE 9 FEES ........ 12" is one.
+        and (not _CONTAINER.fullmatch(line) or _LEADER.search(line))
     ]
     blocks, block = [], []
     for i in anchors:
@@ -95,7 +125,7 @@ def _toc_lines(lines: list[str]) -> set[int]:
             block = []
         block.append(i)
     blocks.append(block)
-    return {i for block in blocks if len(block) >= 3 for i in range(block[0], block[-1] + 1)}
+    return [(block[0], block[-1]) for block in blocks if len(block) >= 3]
 
 
 def _title(rest: str) -> str:
@@ -144,10 +174,10 @@ class _Scanner:
         self.headings: list[Heading] = []
         self.pending_container: Heading | None = None  # "ARTICLE 4" awaiting a title line
         self.pending_number: tuple[str, int] | None = None  # a line holding only "3", and its offset
+        self.after_break = True  # the line being read follows a sentence end or a blank line
 
     def scan(self, text: str) -> list[Heading]:
-        lines = [(m.start(), m.group().strip()) for m in re.finditer(r"[^\n]+", text)]
-        lines = [(start, line) for start, line in lines if line]
+        lines = _lines(text)
         toc = _toc_lines([line for _, line in lines])
         previous = ""
         for i, (start, line) in enumerate(lines):
@@ -171,6 +201,7 @@ class _Scanner:
         if re.fullmatch(r"\d{1,3}", line):
             self.pending_number = (line, start)  # a chapter number above its title
             return
+        self.after_break = after_break
         rules = (self._markdown, self._container, self._section_word, self._numbered, self._clause)
         if any(rule(line, start) for rule in rules):
             return
@@ -215,6 +246,8 @@ class _Scanner:
         if match.group(2) and _TOC_ENTRY.search(match.group(2)) and len(line.split()) <= 12:
             return True
         parts = [int(p) for p in match.group(1).split(".")]
+        if not self.after_break and not self._continues(parts):
+            return False  # "... EQUIPMENT UNDER\nSECTION 11.5 DO NOT COUNT ...": a capitals sentence wrapped
         self._accept_number(start, match.group(1), parts, match.group(2))
         return True
 

@@ -9,13 +9,16 @@ from ingest.clean import clean_pages
 from ingest.embed import get_embedder
 from ingest.keyword import KeywordIndex, keyword_tokens
 from ingest.parse import RawPage
-from ingest.structure import find_headings
+from ingest.structure import contents_tables, find_headings
 from tests.ingest.conftest import LOREM
 
 
-def _chunks(text_pages, title="Test Agreement", chunk_tokens=256, overlap=48):
+def _chunks(text_pages, title="Test Agreement", chunk_tokens=256, overlap=48, skip_contents=False):
     doc = clean_pages(tuple(RawPage(i + 1, str(i + 1), t) for i, t in enumerate(text_pages)))
-    return doc, chunk_document(doc.text, title, find_headings(doc.text), doc.pages, get_embedder(), chunk_tokens, overlap)
+    skipped = contents_tables(doc.text) if skip_contents else ()
+    return doc, chunk_document(
+        doc.text, title, find_headings(doc.text), doc.pages, get_embedder(), chunk_tokens, overlap, skipped
+    )
 
 
 def test_chunks_fit_the_model_window_without_truncation():
@@ -55,6 +58,25 @@ def test_chunk_pages():
     doc, chunks = _chunks([LOREM * 12, LOREM * 12, LOREM * 12])
     assert chunks[0].pages[0] == 1 and chunks[-1].pages[1] == 3
     assert any(c.pages[0] < c.pages[1] for c in chunks)  # a chunk running across a page break
+
+
+CONTENTS_PAGE = "SUPPLY AGREEMENT\nBetween Acme Corp. and Widget Ltd.\nTABLE OF CONTENTS\n" + "\n".join(
+    f"{n} {name} ........................ {n + 1}" for n, name in enumerate(
+        ["DEFINITIONS", "SUPPLY OF GOODS", "PRICES AND PAYMENT", "TERM AND TERMINATION"], start=1)
+)
+
+
+def test_a_contents_table_is_kept_out_of_the_chunks(contract_text):
+    doc, chunks = _chunks([CONTENTS_PAGE, contract_text], skip_contents=True)
+    (start, end), = contents_tables(doc.text)
+    assert doc.text[start:end].startswith("TABLE OF CONTENTS") and doc.text[end:].startswith("\n")
+    assert all(c.end <= start or c.start >= end for c in chunks)  # none holds or spans the table
+    assert chunks[0].text == "SUPPLY AGREEMENT\nBetween Acme Corp. and Widget Ltd." and chunks[0].pages == (1, 1)
+    assert chunks[1].text.startswith("MASTER SERVICES AGREEMENT") and chunks[1].pages[0] == 2
+    covered = {i for c in chunks for i in range(c.start, c.end)}
+    assert all(i in covered for i, ch in enumerate(doc.text) if not ch.isspace() and not start <= i < end)
+    _, unskipped = _chunks([CONTENTS_PAGE, contract_text])
+    assert any("TERM AND TERMINATION ...." in c.text for c in unskipped)
 
 
 def test_keyword_tokens_keep_contract_terms():

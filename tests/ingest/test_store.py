@@ -92,3 +92,13 @@ def test_new_chunker_settings_rechunk_on_the_next_ingest(tmp_path, contract_text
         assert report.replaced[0].doc_id == before.doc_id and "re-chunked" in report.replaced[0].note
         assert report.replaced[0].chunks > before.chunks and report.removed == []
         assert ingest_paths([path], store, settings=smaller).unchanged and store.verify() == []
+
+
+def test_search_does_not_return_the_table_of_contents(store, contract_text):
+    contents = "TABLE OF CONTENTS\n" + "\n".join(
+        f"ARTICLE {n} {name} .............. {n}" for n, name in ((1, "DEFINITIONS"), (2, "SERVICES"), (9, "CONFIDENTIALITY"))
+    )
+    ingest_bytes("msa.txt", f"{contents}\n\n{contract_text}".encode(), store)
+    hits = store.search("confidentiality", k=5)
+    assert hits and hits[0].text.startswith("ARTICLE 9\nCONFIDENTIALITY")
+    assert not any("......" in h.text for h in hits)

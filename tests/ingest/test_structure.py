@@ -1,6 +1,6 @@
 """Headings, section paths, section lookups and defined terms."""
 
-from ingest.structure import find_headings, section_key
+from ingest.structure import contents_tables, find_headings, section_key
 from ingest.terms import find_definitions
 
 MANUAL = """TABLE OF CONTENTS
@@ -55,6 +55,24 @@ def test_wrapped_cross_references_and_inline_enumerations_are_not_headings():
         "(c) undisputed.\n7.2 Late Payment. Interest accrues.\n"
     )
     assert [k for k, _ in _paths(text)] == ["7.1", "7.2"]
+    capitals = (
+        "ARTICLE 20\nLIMITATION OF LIABILITY\n20.1 Exclusions. None.\n"
+        "20.2 Cap on Liability. EACH PARTY'S TOTAL LIABILITY IS LIMITED TO THE FEES. AMOUNTS PAYABLE FOR\n"
+        "MATERIALS UNDER SECTION 6.5 AND FOR DEDICATED CAPITAL EQUIPMENT UNDER\n"
+        "SECTION 11.5 DO NOT COUNT TOWARDS OR REDUCE THE CAP.\n20.3 Exceptions. None.\n"
+    )
+    assert [k for k, _ in _paths(capitals)] == ["article:20", "20.1", "20.2", "20.3"]
+    assert [k for k, _ in _paths("Fees are due.\nSection 4.2 Late Payment\nInterest accrues.\n")] == ["4.2"]
+
+
+def test_contents_tables_are_found_and_tables_of_fees_are_not():
+    (start, end), = contents_tables(MANUAL)
+    assert MANUAL[start:end] == MANUAL[:MANUAL.index("\n3\n")]  # the title line through the last entry
+    untitled = "Intro.\n1 Scope ........ 1\nARTICLE 2 FEES ........ 3\n3 Term ........ 15\nBody text.\n"
+    assert [untitled[a:b] for a, b in contents_tables(untitled)] == [untitled[7:untitled.index("\nBody")]]
+    fees = "Fees\nSetup fee ........ 500\nMonthly fee ........ 120\nPer unit fee ........ 15\nOther text.\n"
+    quantities = "Delivery plan\nLot one units 40\nLot two units 25\nLot three units 60\n"
+    assert contents_tables(fees) == [] and contents_tables(quantities) == []
 
 
 def test_section_keys():
