@@ -3,15 +3,16 @@
 The text is cut into units at sentence, clause and paragraph boundaries; units are packed into
 chunks up to the token budget. A chunk ends early where a new section starts (always at an article
 or exhibit; at a smaller section once it holds a quarter of the budget), so sections tend to begin
-chunks. A chunk that ends because it is full
-hands its last sentences (up to `overlap_tokens`) to the next one. Each chunk is embedded with a
-short header (document title and section path) that counts against the budget, so the whole input
-fits the model's window and nothing is truncated.
+chunks. A chunk that ends because it is full hands its last sentences (up to `overlap_tokens`) to
+the next one. Each chunk is embedded with a short header (document title and the path of the
+section holding most of it) that counts against the budget, so the whole input fits the model's
+window and nothing is truncated. Tables of contents are left out.
 """
 
 import bisect
-from dataclasses import dataclass
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from ingest.records import PageSpan
@@ -73,6 +74,8 @@ def chunk_document(
                 break
             used += units[j].tokens
             j += 1
+        j, section = _relabel(units, i, j, used, sections, section_starts, section, title, tokens, chunk_tokens)
+        header = _header(title, section)
         start, end = units[i].start, units[j - 1].end
         chunks.append(Chunk(
             index=len(chunks), start=start, end=end, pages=_pages(pages, page_starts, start, end),
@@ -154,6 +157,37 @@ def _next_start(units: list[_Unit], i: int, j: int, overlap_tokens: int) -> int:
 def _section_at(sections: list[Heading], starts: list[int], offset: int) -> str:
     k = bisect.bisect_right(starts, offset) - 1
     return sections[k].path if k >= 0 and offset < sections[k].end else ""
+
+
+def _relabel(units: list[_Unit], i: int, j: int, used: int, sections: list[Heading], starts: list[int],
+             section: str, title: str, tokens: Tokens, chunk_tokens: int) -> tuple[int, str]:
+    """(end unit, section path) of the chunk units[i:j]: a chunk that opens on the last sentences
+    of one section, or on an article's heading, and holds mostly one (sub)section is labelled, and
+    embedded, as that one, giving back trailing units to the next chunk where its longer header
+    needs room."""
+    k = j
+    while k > i:
+        main = _main_section(sections, starts, units[i].start, units[k - 1].end)
+        if main is None or main == section:
+            break
+        if used + 2 + tokens.count_tokens([_header(title, main)])[0] <= chunk_tokens:
+            return k, main
+        k -= 1
+        used -= units[k].tokens
+    return j, section
+
+
+def _main_section(sections: list[Heading], starts: list[int], start: int, end: int) -> str | None:
+    """The path of the deepest section holding over half of the characters of [start, end) (a
+    subsection's characters count for its parents too); None when no section does."""
+    cuts = [start] + starts[bisect.bisect_right(starts, start):bisect.bisect_left(starts, end)] + [end]
+    held = Counter()
+    for a, b in zip(cuts, cuts[1:]):
+        parts = _section_at(sections, starts, a).split(" > ")
+        for n in range(1, len(parts) + 1):
+            held[" > ".join(parts[:n])] += b - a
+    over_half = [path for path, count in held.items() if path and 2 * count > end - start]
+    return max(over_half, key=lambda path: path.count(" > "), default=None)
 
 
 def _pages(pages: tuple[PageSpan, ...], starts: list[int], start: int, end: int) -> tuple[int, int]:

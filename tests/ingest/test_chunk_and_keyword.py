@@ -60,6 +60,24 @@ def test_chunk_pages():
     assert any(c.pages[0] < c.pages[1] for c in chunks)  # a chunk running across a page break
 
 
+def test_a_chunk_is_labelled_by_the_section_holding_most_of_it():
+    names = ["Delivery", "Acceptance", "Warranty", "Invoices", "Audit", "Insurance", "Notices", "Assignment"]
+    text = "ARTICLE 1\nGENERAL\n" + "\n".join(
+        f"1.{n} {name}\n" + " ".join(f"The Supplier shall meet obligation {i} of the {name.lower()} terms."
+                                    for i in range(7 + 5 * (n % 3)))
+        for n, name in enumerate(names, start=1)
+    )
+    doc, chunks = _chunks([text], chunk_tokens=128, overlap=24)
+    first = chunks[0]  # the article's heading line, then mostly 1.1
+    assert first.text.startswith("ARTICLE 1\nGENERAL\n1.1 Delivery") and first.section == "Article 1 GENERAL > 1.1 Delivery"
+    assert first.embed_text.startswith("Test Agreement | Article 1 GENERAL > 1.1 Delivery\n")
+    headings = [h for h in find_headings(doc.text) if h.kind != "clause"]
+    for c in chunks:  # the deepest section holding over half of the chunk, when one does
+        holding = [h.path for h in headings if 2 * (min(c.end, h.end) - max(c.start, h.start)) > c.end - c.start]
+        assert c.section == max(holding, key=lambda path: path.count(" > "), default=c.section), c.text[:80]
+    assert max(get_embedder().count_tokens([c.embed_text for c in chunks])) + 2 <= 128
+
+
 CONTENTS_PAGE = "SUPPLY AGREEMENT\nBetween Acme Corp. and Widget Ltd.\nTABLE OF CONTENTS\n" + "\n".join(
     f"{n} {name} ........................ {n + 1}" for n, name in enumerate(
         ["DEFINITIONS", "SUPPLY OF GOODS", "PRICES AND PAYMENT", "TERM AND TERMINATION"], start=1)
