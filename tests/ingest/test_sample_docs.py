@@ -24,11 +24,13 @@ def _check(store, sample_docs, rows, hit_at_5: float) -> None:
     found = on_page = 0
     for row in rows:
         hits = store.search(row["question"], k=5, doc_id=doc_ids[row["doc"]])
-        hit = next((h for h in hits if hits_evidence(h.text, [row["evidence"]])), None)
-        found += hit is not None
-        on_page += hit is not None and any(hit.pages[0] <= p <= hit.pages[1] for p in row["pages"])
+        holding = [h for h in hits if hits_evidence(h.text, [row["evidence"]])]
+        found += bool(holding)
+        # The chunk holding the evidence knows its (physical) page. Some evidence recurs (a
+        # clause restated in an exhibit), so the one on the gold page may not be the first.
+        on_page += any(h.pages[0] <= p <= h.pages[1] for h in holding for p in row["pages"])
     assert found >= hit_at_5 * len(rows), f"{found} of {len(rows)}"
-    assert on_page >= found - 1  # the chunk holding the evidence knows its (physical) page
+    assert on_page >= found - 1, f"{on_page} of {found} on their gold page"
 
 
 def test_nda_questions_find_their_evidence_on_the_gold_page(store, sample_docs):
