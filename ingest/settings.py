@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from ingest.errors import IngestError
 
 # Bump when cleaning, structure detection or chunking change what a document's chunks contain.
-CHUNKER_VERSION = 3
+CHUNKER_VERSION = 4
 
 DEFAULT_STORE = ".tome"
 

@@ -246,8 +246,10 @@ class _Scanner:
         if match.group(2) and _TOC_ENTRY.search(match.group(2)) and len(line.split()) <= 12:
             return True
         parts = [int(p) for p in match.group(1).split(".")]
-        if not self.after_break and not self._continues(parts):
-            return False  # "... EQUIPMENT UNDER\nSECTION 11.5 DO NOT COUNT ...": a capitals sentence wrapped
+        if not self.after_break and not (match.group(2) and self._continues(parts)):
+            # A wrapped sentence: "... provided under\nSection 4.1.", "... EQUIPMENT UNDER\nSECTION
+            # 11.5 DO NOT COUNT ...".
+            return False
         self._accept_number(start, match.group(1), parts, match.group(2))
         return True
 

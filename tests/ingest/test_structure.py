@@ -63,6 +63,11 @@ def test_wrapped_cross_references_and_inline_enumerations_are_not_headings():
     )
     assert [k for k, _ in _paths(capitals)] == ["article:20", "20.1", "20.2", "20.3"]
     assert [k for k, _ in _paths("Fees are due.\nSection 4.2 Late Payment\nInterest accrues.\n")] == ["4.2"]
+    definitions = (
+        'ARTICLE 1\nDEFINITIONS\n1.1 Definitions. "Forecast" means the forecast provided under\nSection 4.1.\n'
+        "1.2 Interpretation. Headings do not count.\n"
+    )
+    assert [k for k, _ in _paths(definitions)] == ["article:1", "1.1", "1.2"]
 
 
 def test_contents_tables_are_found_and_tables_of_fees_are_not():
