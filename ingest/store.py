@@ -5,6 +5,7 @@ Layout of the folder (default `.tome/`):
     catalog.sqlite   source of truth: documents, sources, pages, chunks, keyword postings, ...
     chroma/          Chroma PersistentClient data: one vector per chunk, id "<doc_id>:<index>"
     lock, lock.owner the write lock and who holds it
+    clauses-*.npy    the vectors of `ingest.clauses`, so that each process need not embed them
 """
 
 import json
@@ -13,7 +14,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+
 from ingest.catalog import Catalog
+from ingest.clauses import WORDING_WEIGHT, asked_clause, clause_vectors, wording_vector
 from ingest.errors import IngestError, UnknownDocumentError
 from ingest.keyword import KeywordIndex, keyword_tokens, top_positions
 from ingest.lock import StoreLock
@@ -58,6 +62,7 @@ class Store:
         self._keyword_generation = -1
         self._positions: dict[str, int] = {}
         self._doc_ranges: dict[str, tuple[int, int]] = {}
+        self._clause_vectors = None
         self._writer = Writer(self._catalog, self._vectors, self._lock)
 
     def __enter__(self) -> "Store":
@@ -220,7 +225,10 @@ class Store:
     def search(self, query: str, k: int = 5, doc_id: str | None = None, mode: str = "hybrid") -> list[Hit]:
         """The k chunks best matching `query`, only within `doc_id` when given. mode "hybrid"
         fuses the dense (cosine) and BM25 rankings by reciprocal rank; "dense" and "keyword" use
-        one ranking alone. Both scores are filled in on every Hit whatever the mode."""
+        one ranking alone. A question about a common kind of clause ("Is there a non-compete?",
+        see `ingest.clauses`) is searched with that clause's typical wording as well, and for
+        title, parties and date the opening chunk joins the hybrid fusion. Both scores are filled
+        in on every Hit whatever the mode, and are the query's own."""
         from ingest.embed import get_embedder
 
         if not query or not query.strip():
@@ -232,21 +240,28 @@ class Store:
         doc_id = self.resolve(doc_id) if doc_id else None
         if not self._catalog.query("SELECT 1 FROM documents WHERE status = 'complete' LIMIT 1"):
             return []
-        vector = get_embedder().encode_query(query)
+        embedder = get_embedder()
+        vector = embedder.encode_query(query)
         term_ids = self._catalog.lookup_terms(keyword_tokens(query))
+        clause, search_vector, extra_ids = self._with_clause(embedder, vector, term_ids)
         with self._searching():
             n = max(CANDIDATES, 2 * k)
             lo, hi = self._doc_ranges.get(doc_id, (0, 0)) if doc_id else (0, len(self._keyword))
             if doc_id:
-                dense = self._vectors.nearest_among(vector, self._keyword.chunk_ids[lo:hi], n)
+                dense = self._vectors.nearest_among(search_vector, self._keyword.chunk_ids[lo:hi], n)
             else:
-                dense = [(i, s) for i, s in self._vectors.query(vector, n) if i in self._positions]
+                dense = [(i, s) for i, s in self._vectors.query(search_vector, n) if i in self._positions]
             scores = self._keyword.scores(term_ids, lo, hi)
-            best = top_positions(scores, n)
-            keyword = [(self._keyword.chunk_ids[lo + int(p)], float(scores[p])) for p in best if scores[p] > 0]
-            ranking = {"hybrid": lambda: _fuse(dense, keyword), "dense": lambda: dense, "keyword": lambda: keyword}
+            searched = scores + self._keyword.scores(extra_ids, lo, hi) if extra_ids else scores
+            best = top_positions(searched, n)
+            keyword = [(self._keyword.chunk_ids[lo + int(p)], float(searched[p])) for p in best if searched[p] > 0]
+            rankings = [dense, keyword]
+            if clause and clause.opening:
+                rankings.append(self._openings(_fuse(*rankings), doc_id))
+            ranking = {"hybrid": lambda: _fuse(*rankings), "dense": lambda: dense, "keyword": lambda: keyword}
             top = ranking[mode]()[:k]
-            dense_scores = dict(dense)
+            # The scores reported are the question's own, whatever the clause wording added.
+            dense_scores = {} if clause else dict(dense)
             missing = [i for i, _ in top if i not in dense_scores]
             dense_scores.update(self._vectors.similarities(missing, vector))
             ranked = [
@@ -254,6 +269,26 @@ class Store:
                 for i, score in top
             ]
         return self._hits(ranked)
+
+    def _with_clause(self, embedder, vector: np.ndarray, term_ids: list[int]):
+        """(the clause type the question asks about or None, the vector to search with, the
+        wording's term ids the question lacks)."""
+        if self._clause_vectors is None:
+            self._clause_vectors = clause_vectors(embedder, self.path)
+        clause = asked_clause(vector, self._clause_vectors)
+        if clause is None:
+            return None, vector, []
+        search_vector = vector + WORDING_WEIGHT * wording_vector(clause, self._clause_vectors)
+        extra = self._catalog.lookup_terms(keyword_tokens(clause.wording))
+        asked = set(term_ids)
+        return clause, search_vector / np.linalg.norm(search_vector), [t for t in dict.fromkeys(extra) if t not in asked]
+
+    def _openings(self, fused: list[tuple[str, float]], doc_id: str | None) -> list[tuple[str, float]]:
+        """The first chunk of the searched document, or of each document among the candidates
+        in their order, as a ranking."""
+        docs = [doc_id] if doc_id else list(dict.fromkeys(i.rsplit(":", 1)[0] for i, _ in fused))
+        firsts = [self._keyword.chunk_ids[self._doc_ranges[d][0]] for d in docs if d in self._doc_ranges]
+        return [(i, 0.0) for i in firsts]
 
     @contextmanager
     def _searching(self) -> Iterator[None]:
@@ -397,10 +432,10 @@ def _page_range(spans: list[PageSpan], start: int, end: int) -> tuple[int, int]:
     return first, max(first, last)
 
 
-def _fuse(dense: list[tuple[str, float]], keyword: list[tuple[str, float]]) -> list[tuple[str, float]]:
-    """Reciprocal rank fusion of two rankings: (chunk id, fused score), best first."""
+def _fuse(*rankings: list[tuple[str, float]]) -> list[tuple[str, float]]:
+    """Reciprocal rank fusion: (chunk id, fused score), best first."""
     fused: dict[str, float] = {}
-    for ranking in (dense, keyword):
+    for ranking in rankings:
         for rank, (chunk_id, _) in enumerate(ranking, start=1):
             fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank)
     return sorted(fused.items(), key=lambda item: -item[1])

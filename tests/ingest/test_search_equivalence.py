@@ -1,8 +1,10 @@
 """The fast search path returns exactly what the plain one did: the same ranked chunk ids and
 scores. The reference below is the search as first written: BM25 by the formula over each
 term's postings, a full stable sort of every chunk's score, and Chroma's own `where` query for
-a document filter."""
+a document filter; plus the clause step as `ingest.clauses` states it (the wording's vector and
+words added, the opening chunks fused for title, parties and date, the query's own scores)."""
 
+import functools
 import math
 from collections import Counter
 
@@ -12,12 +14,15 @@ import pytest
 from ingest import ingest_paths
 from ingest.keyword import B, K1, keyword_tokens, top_positions
 from ingest.embed import get_embedder
+from ingest.clauses import CLAUSE_TYPES, WORDING_WEIGHT, asked_clause, clause_vectors
 from ingest.store import CANDIDATES, _fuse
+from ingest.writer import chunk_id
 from tests.ingest.conftest import LOREM
 
 QUERIES = [
     "termination for convenience", "Section 9.2 confidential information", "the Supplier shall",
     "invoices payable within thirty days", "governing law of the State of New York", "12.3(a)",
+    "Is there a non-compete?", "What is the date of this agreement?",
 ]
 
 
@@ -45,23 +50,40 @@ def _bm25_reference(index, term_ids: list[int], lo: int, hi: int) -> np.ndarray:
     return out
 
 
+@functools.cache
+def _clause_vectors():
+    return clause_vectors(get_embedder())
+
+
 def _reference_search(store, query: str, k: int, doc_id: str | None, mode: str):
     """(chunk id, fused score, dense score, keyword score) as `Store.search` first computed them."""
     vector = get_embedder().encode_query(query)
     term_ids = store._catalog.lookup_terms(keyword_tokens(query))
+    vectors = _clause_vectors()
+    clause = asked_clause(vector, vectors)
+    search_vector, extra = vector, []
+    if clause:
+        search_vector = vector + WORDING_WEIGHT * vectors.wordings[CLAUSE_TYPES.index(clause)]
+        search_vector /= np.linalg.norm(search_vector)
+        extra = [t for t in dict.fromkeys(store._catalog.lookup_terms(keyword_tokens(clause.wording)))
+                 if t not in term_ids]
     n = max(CANDIDATES, 2 * k)
     collection = store._vectors.collection
-    result = collection.query(query_embeddings=vector[None, :], n_results=min(n, collection.count()),
+    result = collection.query(query_embeddings=search_vector[None, :], n_results=min(n, collection.count()),
                               where={"doc_id": doc_id} if doc_id else None, include=["distances"])
     dense = [(i, 1.0 - d) for i, d in zip(result["ids"][0], result["distances"][0])]
     index = store._keyword
     lo, hi = store._doc_ranges[doc_id] if doc_id else (0, len(index))
     scores = _bm25_reference(index, term_ids, lo, hi)
-    best = np.argsort(-scores, kind="stable")[:n]
-    keyword = [(index.chunk_ids[lo + int(p)], float(scores[p])) for p in best if scores[p] > 0]
-    top = {"hybrid": lambda: _fuse(dense, keyword), "dense": lambda: dense, "keyword": lambda: keyword}[mode]()[:k]
-    dense_scores = dict(dense)
-    dense_scores.update(store._vectors.similarities([i for i, _ in top if i not in dense_scores], vector))
+    searched = scores + _bm25_reference(index, extra, lo, hi) if extra else scores
+    best = np.argsort(-searched, kind="stable")[:n]
+    keyword = [(index.chunk_ids[lo + int(p)], float(searched[p])) for p in best if searched[p] > 0]
+    rankings = [dense, keyword]
+    if clause and clause.opening:
+        docs = [doc_id] if doc_id else list(dict.fromkeys(i.split(":")[0] for i, _ in _fuse(dense, keyword)))
+        rankings.append([(chunk_id(d, 0), 0.0) for d in docs])
+    top = {"hybrid": lambda: _fuse(*rankings), "dense": lambda: dense, "keyword": lambda: keyword}[mode]()[:k]
+    dense_scores = store._vectors.similarities([i for i, _ in top], vector)
     return [(i, s, dense_scores[i], float(scores[store._positions[i] - lo])) for i, s in top]
 
 
