@@ -4,6 +4,7 @@ embedder, Chroma cosine top-k with a per-document filter.
 
     python -m ingest.bench cuad [--split dev|held-out] [--docs N] [--seed S]   # CUAD PDFs; pages/s
     python -m ingest.bench samples              # sample_docs/qa.jsonl
+    python -m ingest.bench contractnli [--docs N] [--seed S]   # ContractNLI NDAs (TXT): nothing was tuned on them
     python -m ingest.bench corpus [--baseline] [--random-vectors]  # all 509 CUAD TXT contracts in one store
 
 Rules: answerable questions only, a per-document filter on both sides. A retrieved chunk hits when,
@@ -238,6 +239,24 @@ def run_cuad(evaldata: Path, split: str, docs: int | None, seed: int, work: Path
     print(_throughput_table(throughput))
 
 
+def run_contractnli(evaldata: Path, docs: int | None, seed: int, work: Path, settings) -> None:
+    """ContractNLI's NDAs against its 17 hypotheses, asked as questions ("Does the agreement
+    provide that: ...?"); the rows with evidence (Entailment and Contradiction)."""
+    cnli = evaldata / "contractnli"
+    rows = [json.loads(line) for line in (cnli / "qa.jsonl").open()]
+    names = sorted({Path(r["txt"]).name for r in rows})
+    if docs and docs < len(names):
+        names = sorted(random.Random(seed).sample(names, docs))
+    store, baseline, doc_ids, throughput = _ingest_both([cnli / "txt" / n for n in names], work, settings)
+    questions = [
+        Question(Path(r["txt"]).name, r["question"], [e["text"] for e in r["evidence"] if e["text"].strip()])
+        for r in rows if r["evidence"] and Path(r["txt"]).name in doc_ids
+    ]
+    print(_quality_table(f"ContractNLI: {len(doc_ids)} NDAs, questions with evidence", _evaluate(store, baseline, questions, doc_ids)))
+    print()
+    print(_throughput_table(throughput))
+
+
 def run_samples(work: Path, settings) -> None:
     qa = REPO / "sample_docs" / "qa.jsonl"
     if not qa.exists():
@@ -361,11 +380,11 @@ def _settings(chunk_tokens: int | None, overlap_tokens: int | None):
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m ingest.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("suite", choices=("cuad", "samples", "corpus"))
+    parser.add_argument("suite", choices=("cuad", "samples", "corpus", "contractnli"))
     parser.add_argument("--split", choices=("all", "dev", "held-out"), default="all",
                         help="cuad: the contracts tuned on (dev), the others (held-out) or all 65 (default)")
-    parser.add_argument("--docs", type=int, help="cuad: a seeded sample of this many contracts of the split")
-    parser.add_argument("--seed", type=int, default=0, help="cuad: the seed of that sample (default 0)")
+    parser.add_argument("--docs", type=int, help="cuad, contractnli: a seeded sample of this many documents")
+    parser.add_argument("--seed", type=int, default=0, help="cuad, contractnli: the seed of that sample (default 0)")
     parser.add_argument("--chunk-tokens", type=int, help="our chunk size in tokens (default: IngestSettings')")
     parser.add_argument("--overlap-tokens", type=int, help="our chunk overlap in tokens (default: IngestSettings')")
     parser.add_argument("--questions", type=int, default=1000, help="corpus: questions asked (default 1000)")
@@ -384,6 +403,8 @@ def main(argv: list[str] | None = None) -> None:
             run_cuad(evaldata, args.split, args.docs, args.seed, work, settings)
         elif args.suite == "samples":
             run_samples(work, settings)
+        elif args.suite == "contractnli":
+            run_contractnli(evaldata, args.docs, args.seed, work, settings)
         else:
             run_corpus(evaldata, work, args.baseline, args.questions, args.random_vectors)
 

@@ -21,10 +21,14 @@ from pathlib import Path
 import numpy as np
 
 # A question is taken to ask about a clause type when its cosine similarity to one of the type's
-# question forms reaches this; questions about a particular document's own terms ("What is the
-# Data Breach Cap?") mostly stay below it.
-MATCH_THRESHOLD = 0.6
-# The dense query: the question's vector plus this much of the wording's, renormalised.
+# question forms reaches MATCH_FROM, and the wording then counts for more the closer the match:
+# its weight rises linearly from 0 there to 1 at MATCH_FULL. Questions about a particular
+# document's own terms ("What is the Data Breach Cap?") mostly stay below; so do statements about
+# one detail of a clause ("Receiving Party may retain some Confidential Information..."), which
+# its generic wording would only blur.
+MATCH_FROM, MATCH_FULL = 0.62, 0.70
+# The dense query: the question's vector plus this much of the wording's (times the match's
+# weight), renormalised. The wording's words join the keyword query at the match's weight.
 WORDING_WEIGHT = 0.5
 
 
@@ -250,15 +254,22 @@ def clause_vectors(embedder, cache_dir: Path | None = None) -> ClauseVectors:
     return ClauseVectors(vectors[:len(forms)], np.array([i for i, _ in forms]), vectors[len(forms):])
 
 
-def asked_clause(query_vector: np.ndarray, vectors: ClauseVectors) -> ClauseType | None:
+@dataclass(frozen=True)
+class ClauseMatch:
+    clause: ClauseType
+    weight: float  # 0 to 1: how much the clause's wording counts in the search
+    wording_vector: np.ndarray
+
+
+def asked_clause(query_vector: np.ndarray, vectors: ClauseVectors) -> ClauseMatch | None:
     """The clause type a question asks about, or None."""
     similarities = vectors.forms @ query_vector
     best = int(np.argmax(similarities))
-    return CLAUSE_TYPES[vectors.owner[best]] if similarities[best] >= MATCH_THRESHOLD else None
-
-
-def wording_vector(clause: ClauseType, vectors: ClauseVectors) -> np.ndarray:
-    return vectors.wordings[CLAUSE_TYPES.index(clause)]
+    if similarities[best] < MATCH_FROM:
+        return None
+    weight = min(1.0, (float(similarities[best]) - MATCH_FROM) / (MATCH_FULL - MATCH_FROM))
+    index = int(vectors.owner[best])
+    return ClauseMatch(CLAUSE_TYPES[index], weight, vectors.wordings[index])
 
 
 def _read(path: Path | None) -> np.ndarray | None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ingest.catalog import Catalog
-from ingest.clauses import WORDING_WEIGHT, asked_clause, clause_vectors, wording_vector
+from ingest.clauses import WORDING_WEIGHT, ClauseMatch, asked_clause, clause_vectors
 from ingest.errors import IngestError, UnknownDocumentError
 from ingest.keyword import KeywordIndex, keyword_tokens, top_positions
 from ingest.lock import StoreLock
@@ -243,7 +243,14 @@ class Store:
         embedder = get_embedder()
         vector = embedder.encode_query(query)
         term_ids = self._catalog.lookup_terms(keyword_tokens(query))
-        clause, search_vector, extra_ids = self._with_clause(embedder, vector, term_ids)
+        match = self._asked_clause(embedder, vector)
+        search_vector, extra_ids = vector, []
+        if match:
+            search_vector = vector + match.weight * WORDING_WEIGHT * match.wording_vector
+            search_vector /= np.linalg.norm(search_vector)
+            asked = set(term_ids)
+            extra_ids = [t for t in dict.fromkeys(self._catalog.lookup_terms(keyword_tokens(match.clause.wording)))
+                         if t not in asked]
         with self._searching():
             n = max(CANDIDATES, 2 * k)
             lo, hi = self._doc_ranges.get(doc_id, (0, 0)) if doc_id else (0, len(self._keyword))
@@ -252,16 +259,16 @@ class Store:
             else:
                 dense = [(i, s) for i, s in self._vectors.query(search_vector, n) if i in self._positions]
             scores = self._keyword.scores(term_ids, lo, hi)
-            searched = scores + self._keyword.scores(extra_ids, lo, hi) if extra_ids else scores
+            searched = scores + match.weight * self._keyword.scores(extra_ids, lo, hi) if extra_ids else scores
             best = top_positions(searched, n)
             keyword = [(self._keyword.chunk_ids[lo + int(p)], float(searched[p])) for p in best if searched[p] > 0]
             rankings = [dense, keyword]
-            if clause and clause.opening:
+            if match and match.clause.opening:
                 rankings.append(self._openings(_fuse(*rankings), doc_id))
             ranking = {"hybrid": lambda: _fuse(*rankings), "dense": lambda: dense, "keyword": lambda: keyword}
             top = ranking[mode]()[:k]
             # The scores reported are the question's own, whatever the clause wording added.
-            dense_scores = {} if clause else dict(dense)
+            dense_scores = {} if match else dict(dense)
             missing = [i for i, _ in top if i not in dense_scores]
             dense_scores.update(self._vectors.similarities(missing, vector))
             ranked = [
@@ -270,18 +277,10 @@ class Store:
             ]
         return self._hits(ranked)
 
-    def _with_clause(self, embedder, vector: np.ndarray, term_ids: list[int]):
-        """(the clause type the question asks about or None, the vector to search with, the
-        wording's term ids the question lacks)."""
+    def _asked_clause(self, embedder, vector: np.ndarray) -> ClauseMatch | None:
         if self._clause_vectors is None:
             self._clause_vectors = clause_vectors(embedder, self.path)
-        clause = asked_clause(vector, self._clause_vectors)
-        if clause is None:
-            return None, vector, []
-        search_vector = vector + WORDING_WEIGHT * wording_vector(clause, self._clause_vectors)
-        extra = self._catalog.lookup_terms(keyword_tokens(clause.wording))
-        asked = set(term_ids)
-        return clause, search_vector / np.linalg.norm(search_vector), [t for t in dict.fromkeys(extra) if t not in asked]
+        return asked_clause(vector, self._clause_vectors)
 
     def _openings(self, fused: list[tuple[str, float]], doc_id: str | None) -> list[tuple[str, float]]:
         """The first chunk of the searched document, or of each document among the candidates

@@ -63,7 +63,8 @@ def test_every_question_form_finds_its_own_clause_type(vectors):
     embedder = get_embedder()
     for clause in CLAUSE_TYPES:
         for question in clause.questions:
-            assert asked_clause(embedder.encode_query(question), vectors) == clause, question
+            match = asked_clause(embedder.encode_query(question), vectors)
+            assert match.clause == clause and match.weight == 1.0, question
 
 
 @pytest.mark.parametrize("question", [
@@ -102,5 +103,5 @@ def test_clause_questions_find_clauses_they_share_no_words_with(tmp_path, monkey
         assert store.documents()[0].chunks >= 6
 
         assert wanted in store.search(question, k=1, doc_id=doc_id)[0].text
-        monkeypatch.setattr(ingest.clauses, "MATCH_THRESHOLD", 2.0)  # no question asks a clause type
+        monkeypatch.setattr(ingest.clauses, "MATCH_FROM", 2.0)  # no question asks a clause type
         assert wanted not in store.search(question, k=1, doc_id=doc_id)[0].text

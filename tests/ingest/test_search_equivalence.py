@@ -14,7 +14,7 @@ import pytest
 from ingest import ingest_paths
 from ingest.keyword import B, K1, keyword_tokens, top_positions
 from ingest.embed import get_embedder
-from ingest.clauses import CLAUSE_TYPES, WORDING_WEIGHT, asked_clause, clause_vectors
+from ingest.clauses import CLAUSE_TYPES, MATCH_FROM, MATCH_FULL, WORDING_WEIGHT, clause_vectors
 from ingest.store import CANDIDATES, _fuse
 from ingest.writer import chunk_id
 from tests.ingest.conftest import LOREM
@@ -59,11 +59,14 @@ def _reference_search(store, query: str, k: int, doc_id: str | None, mode: str):
     """(chunk id, fused score, dense score, keyword score) as `Store.search` first computed them."""
     vector = get_embedder().encode_query(query)
     term_ids = store._catalog.lookup_terms(keyword_tokens(query))
-    vectors = _clause_vectors()
-    clause = asked_clause(vector, vectors)
-    search_vector, extra = vector, []
-    if clause:
-        search_vector = vector + WORDING_WEIGHT * vectors.wordings[CLAUSE_TYPES.index(clause)]
+    similarities = _clause_vectors().forms @ vector
+    best = int(np.argmax(similarities))
+    clause, weight, search_vector, extra = None, 0.0, vector, []
+    if similarities[best] >= MATCH_FROM:
+        clause = CLAUSE_TYPES[_clause_vectors().owner[best]]
+        weight = min(1.0, (float(similarities[best]) - MATCH_FROM) / (MATCH_FULL - MATCH_FROM))
+        wording = _clause_vectors().wordings[CLAUSE_TYPES.index(clause)]
+        search_vector = vector + weight * WORDING_WEIGHT * wording
         search_vector /= np.linalg.norm(search_vector)
         extra = [t for t in dict.fromkeys(store._catalog.lookup_terms(keyword_tokens(clause.wording)))
                  if t not in term_ids]
@@ -75,7 +78,7 @@ def _reference_search(store, query: str, k: int, doc_id: str | None, mode: str):
     index = store._keyword
     lo, hi = store._doc_ranges[doc_id] if doc_id else (0, len(index))
     scores = _bm25_reference(index, term_ids, lo, hi)
-    searched = scores + _bm25_reference(index, extra, lo, hi) if extra else scores
+    searched = scores + weight * _bm25_reference(index, extra, lo, hi) if extra else scores
     best = np.argsort(-searched, kind="stable")[:n]
     keyword = [(index.chunk_ids[lo + int(p)], float(searched[p])) for p in best if searched[p] > 0]
     rankings = [dense, keyword]
