@@ -275,7 +275,7 @@ def asked_clause(query_vector: np.ndarray, vectors: ClauseVectors) -> ClauseMatc
 def _read(path: Path | None) -> np.ndarray | None:
     try:
         return np.load(path) if path else None
-    except (OSError, ValueError):
+    except (OSError, ValueError, EOFError):  # missing, or damaged: embed again
         return None
 
 
