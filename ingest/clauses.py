@@ -72,8 +72,8 @@ CLAUSE_TYPES = (
                "arbitration; the parties submit to the exclusive jurisdiction and venue of the courts."),
     ClauseType("Most favoured nation", ("Is there a most favored nation clause?",
                                         "Does the buyer get better terms if a third party gets them?"),
-               "If Supplier offers any other customer more favorable prices or terms for comparable products, "
-               "Supplier shall offer such more favorable prices and terms to Customer."),
+               "Most favored customer. If Supplier offers any other customer more favorable prices or terms for "
+               "comparable products, Supplier shall offer such more favorable prices and terms to Customer."),
     ClauseType("Non-compete", ("Is there a non-compete?", "Is a party restricted from competing?"),
                "During the term and for two years thereafter, neither party shall directly or indirectly engage "
                "in, own or operate any business that competes with the business of the other party in the "
@@ -98,8 +98,8 @@ CLAUSE_TYPES = (
                "party or its products, officers or reputation."),
     ClauseType("Termination for convenience", ("Can a party terminate without cause?",
                                                "Is there termination for convenience?"),
-               "Either party may terminate this Agreement at any time, for any reason or no reason, without "
-               "cause, upon thirty (30) days' prior written notice to the other party."),
+               "Either party may terminate this Agreement for convenience at any time, for any reason or no "
+               "reason, without cause, upon thirty (30) days' prior written notice to the other party."),
     ClauseType("Termination for breach", ("When can the agreement be terminated for breach?",
                                           "What are the termination rights for cause?"),
                "Either party may terminate this Agreement upon written notice if the other party materially "
@@ -209,8 +209,9 @@ CLAUSE_TYPES = (
                "bear interest at one percent per month."),
     ClauseType("Force majeure", ("Is there a force majeure clause?",
                                  "What if performance is prevented by events beyond control?"),
-               "Neither party shall be liable for any failure or delay in performance caused by events beyond its "
-               "reasonable control, including acts of God, war, strikes, epidemics or governmental action."),
+               "Force Majeure. Neither party shall be liable for any failure or delay in performance caused by "
+               "events beyond its reasonable control, including acts of God, war, strikes, epidemics or "
+               "governmental action."),
     ClauseType("Notices", ("How must notices be given?", "Where are notices sent?"),
                "All notices under this Agreement shall be in writing and delivered by hand, courier or certified "
                "mail to the addresses set out below, and are effective upon receipt."),

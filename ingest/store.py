@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ingest.catalog import Catalog
-from ingest.clauses import WORDING_WEIGHT, ClauseMatch, asked_clause, clause_vectors
+from ingest.clauses import WORDING_WEIGHT, ClauseMatch, ClauseType, asked_clause, clause_vectors
 from ingest.errors import IngestError, UnknownDocumentError
 from ingest.keyword import KeywordIndex, keyword_tokens, top_positions
 from ingest.lock import StoreLock
@@ -245,7 +245,7 @@ class Store:
         term_ids = self._catalog.lookup_terms(keyword_tokens(query))
         match = self._asked_clause(embedder, vector)
         search_vector, extra_ids = vector, []
-        if match:
+        if match and not _names_only(query, match.clause):
             search_vector = vector + match.weight * WORDING_WEIGHT * match.wording_vector
             search_vector /= np.linalg.norm(search_vector)
             asked = set(term_ids)
@@ -429,6 +429,14 @@ def _page_range(spans: list[PageSpan], start: int, end: int) -> tuple[int, int]:
     first = next((s.number for s in reversed(spans) if s.start <= start), spans[0].number)
     last = next((s.number for s in reversed(spans) if s.start < max(end, start + 1)), first)
     return first, max(first, last)
+
+
+def _names_only(query: str, clause: ClauseType) -> bool:
+    """A query that is little more than a clause type's name ("termination for convenience") is
+    searched as typed: its words are what the clause is found by, and the typical wording would
+    only add words it shares with neighbouring clauses (termination for cause)."""
+    name, asked = set(keyword_tokens(clause.name)), set(keyword_tokens(query))
+    return name <= asked and len(asked) <= len(name) + 1
 
 
 def _fuse(*rankings: list[tuple[str, float]]) -> list[tuple[str, float]]:

@@ -9,6 +9,7 @@ from ingest import Store, ingest_paths
 from ingest.clauses import CLAUSE_TYPES, asked_clause, clause_vectors
 from ingest.embed import get_embedder
 from ingest.settings import IngestSettings
+from ingest.store import _names_only
 
 # Sections a supply contract might have. The restraint on competition never says "compete" and
 # shares no content word with the question below.
@@ -90,7 +91,7 @@ def test_the_library_vectors_are_kept_in_the_store_folder(tmp_path, monkeypatch,
 
 
 @pytest.mark.parametrize("question, wanted", [
-    ("Is there a non-compete?", "3.1 While this Agreement is in force"),
+    ("Is either party barred from competing?", "3.1 While this Agreement is in force"),
     ("When was this agreement signed?", "SUPPLY AGREEMENT"),
 ])
 def test_clause_questions_find_clauses_they_share_no_words_with(tmp_path, monkeypatch, question, wanted):
@@ -105,3 +106,15 @@ def test_clause_questions_find_clauses_they_share_no_words_with(tmp_path, monkey
         assert wanted in store.search(question, k=1, doc_id=doc_id)[0].text
         monkeypatch.setattr(ingest.clauses, "MATCH_FROM", 2.0)  # no question asks a clause type
         assert wanted not in store.search(question, k=1, doc_id=doc_id)[0].text
+
+
+@pytest.mark.parametrize("query, name, named", [
+    ("termination for convenience", "Termination for convenience", True),
+    ("Governing law", "Governing law", True),
+    ("force majeure clause", "Force majeure", True),
+    ("Is there a non-compete?", "Non-compete", True),
+    ("Can either party terminate this agreement for convenience?", "Termination for convenience", False),
+    ("Is either party barred from competing?", "Non-compete", False),
+])
+def test_a_query_that_is_a_clause_types_name_is_searched_as_typed(query, name, named):
+    assert _names_only(query, next(c for c in CLAUSE_TYPES if c.name == name)) is named

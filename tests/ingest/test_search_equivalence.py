@@ -64,6 +64,8 @@ def _reference_search(store, query: str, k: int, doc_id: str | None, mode: str):
     clause, weight, search_vector, extra = None, 0.0, vector, []
     if similarities[best] >= MATCH_FROM:
         clause = CLAUSE_TYPES[_clause_vectors().owner[best]]
+    name, asked = set(keyword_tokens(clause.name)) if clause else set(), set(keyword_tokens(query))
+    if clause and not (name <= asked and len(asked) <= len(name) + 1):  # not just the type's name
         weight = min(1.0, (float(similarities[best]) - MATCH_FROM) / (MATCH_FULL - MATCH_FROM))
         wording = _clause_vectors().wordings[CLAUSE_TYPES.index(clause)]
         search_vector = vector + weight * WORDING_WEIGHT * wording
