@@ -264,11 +264,11 @@ class Store:
             keyword = [(self._keyword.chunk_ids[lo + int(p)], float(searched[p])) for p in best if searched[p] > 0]
             rankings = [dense, keyword]
             if match and match.clause.opening:
-                rankings.append(self._openings(_fuse(*rankings), doc_id))
+                rankings.append(self._openings(rankings, doc_id))
             ranking = {"hybrid": lambda: _fuse(*rankings), "dense": lambda: dense, "keyword": lambda: keyword}
             top = ranking[mode]()[:k]
             # The scores reported are the question's own, whatever the clause wording added.
-            dense_scores = {} if match else dict(dense)
+            dense_scores = dict(dense) if search_vector is vector else {}
             missing = [i for i, _ in top if i not in dense_scores]
             dense_scores.update(self._vectors.similarities(missing, vector))
             ranked = [
@@ -282,10 +282,10 @@ class Store:
             self._clause_vectors = clause_vectors(embedder, self.path)
         return asked_clause(vector, self._clause_vectors)
 
-    def _openings(self, fused: list[tuple[str, float]], doc_id: str | None) -> list[tuple[str, float]]:
-        """The first chunk of the searched document, or of each document among the candidates
-        in their order, as a ranking."""
-        docs = [doc_id] if doc_id else list(dict.fromkeys(i.rsplit(":", 1)[0] for i, _ in fused))
+    def _openings(self, rankings: list[list[tuple[str, float]]], doc_id: str | None) -> list[tuple[str, float]]:
+        """The first chunk of the searched document, or of each document among the fused
+        candidates in their order, as a ranking."""
+        docs = [doc_id] if doc_id else list(dict.fromkeys(i.rsplit(":", 1)[0] for i, _ in _fuse(*rankings)))
         firsts = [self._keyword.chunk_ids[self._doc_ranges[d][0]] for d in docs if d in self._doc_ranges]
         return [(i, 0.0) for i in firsts]
 
